@@ -1,0 +1,1 @@
+"""Conformance suite: checks an LSTM implementation against torch.nn.LSTM."""

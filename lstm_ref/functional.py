@@ -1,0 +1,226 @@
+"""The LSTM computation as three small layers: one cell step, one direction of
+one layer, and the stack of layers and directions with dropout between them.
+
+Everything here works on *prepared* weights (see ``prepare_weights``) and on the
+packed, time-major layout: a batch of sequences is a 2-D array ``(S, features)``
+whose rows ``offsets[t] : offsets[t] + batch_sizes[t]`` are time step ``t``.  A
+dense ``(L, N, F)`` input is the special case ``batch_sizes = [N] * L``, so one
+code path serves dense, unbatched and PackedSequence input.
+
+Prepared layout (why it differs from torch's): torch stores the gate blocks in
+the order i, f, g, o.  We reorder them to i, f, o, g so the three sigmoid gates
+are one contiguous block, and negate the sigmoid rows of the weights and the
+bias.  Negation is exact in floating point, so the pre-activation we compute is
+exactly ``-z`` and ``sigmoid(z) = 1 / (1 + exp(-z))`` costs three in-place ufunc
+calls with no temporaries.  ``b_ih + b_hh`` is folded into one bias added with
+the input projection.  These change rounding only (the order of two additions),
+well inside the tolerances documented in the README.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+# torch's gate order i, f, g, o -> prepared order i, f, o, g
+TORCH_TO_PREPARED_GATES = (0, 1, 3, 2)
+
+# record(rows, gates_ifog, c, h_cell, h) is called after each step when tracing;
+# gates are activated and in the prepared order i, f, o, g.
+StepRecorder = Callable[[slice, np.ndarray, np.ndarray, np.ndarray, np.ndarray], None]
+
+
+@dataclass(frozen=True)
+class DirectionWeights:
+    """One direction of one layer, in the prepared layout (see module docstring)."""
+
+    w_ih_t: np.ndarray  # (input features, 4H)
+    w_hh_t: np.ndarray  # (H_out, 4H)
+    bias: np.ndarray | None  # (4H,) = b_ih + b_hh, or None without bias
+    w_hr_t: np.ndarray | None  # (H, proj_size), or None without projection
+
+
+@dataclass(frozen=True)
+class LayerWeights:
+    directions: tuple[DirectionWeights, ...]
+    w_ih_t: np.ndarray  # both directions side by side: (features, D*4H), one matmul per layer
+    bias: np.ndarray | None  # (D*4H,)
+
+
+def prepare_gate_rows(rows: np.ndarray) -> np.ndarray:
+    """Reorder torch's (4H, ...) gate blocks to i, f, o, g and negate the sigmoid rows."""
+    blocks = np.split(np.asarray(rows), 4, axis=0)
+    i, f, o, g = (blocks[k] for k in TORCH_TO_PREPARED_GATES)
+    return np.concatenate([-i, -f, -o, g], axis=0)
+
+
+def prepare_direction(
+    w_ih: np.ndarray,
+    w_hh: np.ndarray,
+    b_ih: np.ndarray | None,
+    b_hh: np.ndarray | None,
+    w_hr: np.ndarray | None,
+) -> DirectionWeights:
+    bias = None if b_ih is None or b_hh is None else prepare_gate_rows(b_ih + b_hh)
+    return DirectionWeights(
+        w_ih_t=np.ascontiguousarray(prepare_gate_rows(w_ih).T),
+        w_hh_t=np.ascontiguousarray(prepare_gate_rows(w_hh).T),
+        bias=bias,
+        w_hr_t=None if w_hr is None else np.ascontiguousarray(np.asarray(w_hr).T),
+    )
+
+
+def prepare_weights(
+    params: Mapping[str, np.ndarray], num_layers: int, num_directions: int, bias: bool, proj: bool
+) -> tuple[LayerWeights, ...]:
+    """Turn torch-named parameters into the prepared per-layer layout, once per load."""
+    layers = []
+    for layer in range(num_layers):
+        directions = []
+        for direction in range(num_directions):
+            sfx = f"_l{layer}" + ("_reverse" if direction else "")
+            directions.append(
+                prepare_direction(
+                    params["weight_ih" + sfx],
+                    params["weight_hh" + sfx],
+                    params["bias_ih" + sfx] if bias else None,
+                    params["bias_hh" + sfx] if bias else None,
+                    params["weight_hr" + sfx] if proj else None,
+                )
+            )
+        w_ih_t = np.ascontiguousarray(np.concatenate([d.w_ih_t for d in directions], axis=1))
+        layer_bias = np.concatenate([d.bias for d in directions]) if bias else None  # type: ignore[misc]
+        layers.append(LayerWeights(tuple(directions), w_ih_t, layer_bias))
+    return tuple(layers)
+
+
+def lstm_cell(
+    gates: np.ndarray,
+    c: np.ndarray,
+    h: np.ndarray,
+    w_hr_t: np.ndarray | None,
+    scratch: np.ndarray,
+    h_cell: np.ndarray,
+) -> None:
+    """One LSTM step, in place.
+
+    gates: (n, 4H) pre-activations in the prepared layout; activated in place.
+    c: (n, H) cell state, updated in place to ``f*c + i*g``.
+    h: (n, H_out) receives the new hidden state ``o*tanh(c)`` (projected if w_hr_t).
+    scratch, h_cell: (n, H) work buffers; h_cell holds ``o*tanh(c)`` when projecting.
+    """
+    hidden = c.shape[1]
+    sigmoid_block = gates[:, : 3 * hidden]
+    np.exp(sigmoid_block, out=sigmoid_block)  # rows were negated: exp(-z)
+    sigmoid_block += 1
+    np.reciprocal(sigmoid_block, out=sigmoid_block)
+    i = gates[:, :hidden]
+    f = gates[:, hidden : 2 * hidden]
+    o = gates[:, 2 * hidden : 3 * hidden]
+    g = gates[:, 3 * hidden :]
+    np.tanh(g, out=g)
+    c *= f
+    np.multiply(i, g, out=scratch)
+    c += scratch
+    np.tanh(c, out=scratch)
+    if w_hr_t is None:
+        np.multiply(o, scratch, out=h)
+    else:
+        np.multiply(o, scratch, out=h_cell)
+        np.matmul(h_cell, w_hr_t, out=h)
+
+
+def run_direction(
+    input_projection: np.ndarray,
+    batch_sizes: np.ndarray,
+    h0: np.ndarray,
+    c0: np.ndarray,
+    weights: DirectionWeights,
+    reverse: bool,
+    output: np.ndarray,
+    record: StepRecorder | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One direction of one layer over a packed batch.
+
+    input_projection: (S, 4H) ``x @ W_ih^T + bias`` for every row (prepared layout).
+    h0, c0: (B, H_out), (B, H) initial state per sorted batch slot.
+    output: (S, H_out) view that receives the hidden state of every row.
+    Returns (h_n, c_n), each slot's state after its own last step.
+
+    Batch slots are sorted longest first, so at step t only the first
+    ``batch_sizes[t]`` slots are active.  Running forward, finished slots keep
+    their last state; running in reverse, a slot keeps h0/c0 until its own last
+    step comes up.  That is exactly torch's packed semantics, and for dense input
+    (all batch sizes equal) it is the plain recurrence.
+    """
+    h = np.array(h0, copy=True)
+    c = np.array(c0, copy=True)
+    batch, hidden = c.shape
+    gates = np.empty((batch, 4 * hidden), dtype=c.dtype)
+    scratch = np.empty((batch, hidden), dtype=c.dtype)
+    h_cell = h if weights.w_hr_t is None else np.empty((batch, hidden), dtype=c.dtype)
+    offsets = np.concatenate([[0], np.cumsum(batch_sizes)])
+    steps = range(len(batch_sizes) - 1, -1, -1) if reverse else range(len(batch_sizes))
+    for t in steps:
+        n = int(batch_sizes[t])
+        rows = slice(int(offsets[t]), int(offsets[t]) + n)
+        step_gates = gates[:n]
+        np.matmul(h[:n], weights.w_hh_t, out=step_gates)
+        step_gates += input_projection[rows]
+        lstm_cell(step_gates, c[:n], h[:n], weights.w_hr_t, scratch[:n], h_cell[:n])
+        output[rows] = h[:n]
+        if record is not None:
+            record(rows, step_gates, c[:n], h_cell[:n], h[:n])
+    return h, c
+
+
+def run_stack(
+    data: np.ndarray,
+    batch_sizes: np.ndarray,
+    h0: np.ndarray,
+    c0: np.ndarray,
+    layers: Sequence[LayerWeights],
+    dropout_noise: Sequence[np.ndarray] | None = None,
+    record: Callable[[int, int], StepRecorder | None] | None = None,
+    layer_outputs: list[np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All layers and directions over packed data.
+
+    h0, c0: (num_layers * D, B, ·), layer-major (index layer*D + direction).
+    dropout_noise: num_layers-1 arrays ``keep_mask / (1-p)`` multiplied onto the
+    input of layers 1.. (torch applies dropout between layers only).
+    record(layer, direction) gives the step recorder of that direction, if any.
+    Returns (output (S, D*H_out), h_n, c_n).
+    """
+    num_directions = len(layers[0].directions)
+    h_out = h0.shape[-1]
+    h_n = np.empty_like(h0)
+    c_n = np.empty_like(c0)
+    layer_input = data
+    output = data
+    for index, layer in enumerate(layers):
+        projection = layer_input @ layer.w_ih_t
+        if layer.bias is not None:
+            projection += layer.bias
+        gate_width = projection.shape[1] // num_directions
+        output = np.empty((data.shape[0], num_directions * h_out), dtype=h0.dtype)
+        for direction, weights in enumerate(layer.directions):
+            k = index * num_directions + direction
+            h_n[k], c_n[k] = run_direction(
+                projection[:, direction * gate_width : (direction + 1) * gate_width],
+                batch_sizes,
+                h0[k],
+                c0[k],
+                weights,
+                reverse=direction == 1,
+                output=output[:, direction * h_out : (direction + 1) * h_out],
+                record=None if record is None else record(index, direction),
+            )
+        if layer_outputs is not None:
+            layer_outputs.append(output)
+        layer_input = output
+        if dropout_noise is not None and index < len(layers) - 1:
+            layer_input = output * dropout_noise[index]
+    return output, h_n, c_n
