@@ -265,6 +265,32 @@ class LSTM(_Parameters):
         """Same inputs and outputs as torch.nn.LSTM.forward; see README for dropout_masks."""
         return self._run(input, hx, dropout_masks)
 
+    def vjp(
+        self,
+        input: Any,
+        hx: Any,
+        grad_output: Any,
+        grad_h_n: ArrayLike | None = None,
+        grad_c_n: ArrayLike | None = None,
+        *,
+        dropout_masks: Sequence[ArrayLike] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Backward pass: the vector-Jacobian product of ``self(input, hx, dropout_masks=...)``.
+
+        grad_output has the output's shape (a PackedSequence or its data for packed
+        input); grad_h_n / grad_c_n are shaped like h_n / c_n, None meaning zeros.
+        Returns what ``torch.autograd.grad`` gives for the same upstream gradients:
+        ``"input"`` (in the input's layout; the data for a PackedSequence), ``"h0"``
+        and ``"c0"`` (shaped like torch's h0/c0, caller's batch order; also when hx
+        is None) and one entry per ``state_dict`` name.  Complex dtypes follow
+        torch's convention (``J^H v``).  In training mode with ``0 < dropout < 1``
+        and several layers, ``dropout_masks`` is required (ValueError otherwise):
+        the gradient depends on the masks the forward used.  See ``backward.py``.
+        """
+        from .backward import vjp
+
+        return vjp(self, input, hx, grad_output, grad_h_n, grad_c_n, dropout_masks=dropout_masks)
+
     def _run(
         self,
         input: Any,

@@ -1,0 +1,426 @@
+"""Backpropagation through time: the vector-Jacobian product of ``LSTM.forward``.
+
+``vjp(m, input, hx, grad_output, grad_h_n, grad_c_n, dropout_masks=...)`` returns
+what ``torch.autograd.grad`` returns for the same forward and the same upstream
+gradients: the gradient of the input (or of ``PackedSequence.data``), of h0 and
+c0, and of every parameter under its state_dict name.
+
+How it is organised (mirrors ``functional.py``):
+
+1. One forward pass through ``functional.run_stack`` with its ``record`` hook,
+   keeping per row the activated gates, ``c`` and (when projecting) ``h_cell``;
+   the layer outputs give ``h``.  Rows are the packed time-major rows, so dense,
+   unbatched and packed input share one code path here too.
+2. Per direction, whole-sequence precomputation of the local derivatives
+   (``_local_factors``), then one sweep backwards in time (``_sweep``) whose only
+   matrix product per step is ``dh_prev = dP @ W_hh`` (plus ``@ W_hr`` when
+   projecting).  Everything else is elementwise.
+3. Weight, bias and input gradients with whole-sequence matrix products:
+   ``dW_ih = dP^T X``, ``dW_hh = dP^T H_prev``, ``dW_hr = dH^T H_cell``,
+   ``dX = dP W_ih`` (both directions of a layer in one product).
+
+The sweep works in the *prepared* gate layout (i, f, o, g with the sigmoid rows
+negated, see ``functional.py``): ``dP`` is the gradient of the prepared
+pre-activation, so ``dh_prev = dP @ w_hh_t.T`` uses the prepared weights as they
+are, and ``_unprepare_gate_rows`` maps weight gradients back to torch's layout
+(the inverse of a signed permutation is its transpose, so it only reorders and
+negates).
+
+Complex dtypes: torch's autograd returns ``J^H v`` (conjugate Wirtinger
+convention); the LSTM is holomorphic, so that is ``conj(J^T conj(v))``.  We run
+the plain transposed product on ``conj(v)`` and conjugate the result.
+
+Dropout: the gradient flows through ``keep / (1-p)`` exactly as in the forward.
+In training mode with ``0 < p < 1`` (and more than one layer) the masks must be
+given: torch differentiates through the masks its own forward drew, and a VJP
+against freshly drawn masks would be meaningless, so ``dropout_masks=None``
+raises ``ValueError`` there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from .functional import TORCH_TO_PREPARED_GATES, DirectionWeights, LayerWeights, StepRecorder, run_stack
+from .packing import PackedSequence
+
+if TYPE_CHECKING:
+    from .module import LSTM, _Call
+
+# prepared gate order i, f, o, g -> torch's i, f, g, o (the permutation is its own inverse)
+PREPARED_TO_TORCH_GATES = tuple(TORCH_TO_PREPARED_GATES.index(k) for k in range(4))
+
+
+def _unprepare_gate_rows(rows: np.ndarray) -> np.ndarray:
+    """Gradient w.r.t. prepared (4H, ...) rows -> gradient w.r.t. torch's rows."""
+    blocks = np.split(rows, 4, axis=0)
+    signed = [-blocks[0], -blocks[1], -blocks[2], blocks[3]]  # i, f, o, g
+    return np.concatenate([signed[k] for k in PREPARED_TO_TORCH_GATES], axis=0)
+
+
+# -- forward with a tape ----------------------------------------------------------
+
+
+@dataclass
+class _Tape:
+    """What one direction's backward needs, per packed row."""
+
+    gates: np.ndarray  # (S, 4H) activated, prepared order i, f, o, g
+    c: np.ndarray  # (S, H) cell state after the step
+    h_cell: np.ndarray | None  # (S, H) o*tanh(c) before projection, only when projecting
+
+
+def _recorder(tape: _Tape) -> StepRecorder:
+    def record(rows: slice, gates: np.ndarray, c: np.ndarray, h_cell: np.ndarray, h: np.ndarray) -> None:
+        tape.gates[rows] = gates
+        tape.c[rows] = c
+        if tape.h_cell is not None:
+            tape.h_cell[rows] = h_cell
+
+    return record
+
+
+@dataclass
+class _Forward:
+    layer_inputs: list[np.ndarray]  # the input each layer read (after dropout)
+    layer_outputs: list[np.ndarray]  # (S, D*H_out) before dropout
+    tapes: dict[tuple[int, int], _Tape]
+
+
+def _forward(m: LSTM, call: _Call, noise: list[np.ndarray] | None) -> _Forward:
+    rows, hidden, dtype = call.data.shape[0], m.hidden_size, m.dtype
+    tapes: dict[tuple[int, int], _Tape] = {}
+
+    def record(layer: int, direction: int) -> StepRecorder:
+        tape = _Tape(
+            np.empty((rows, 4 * hidden), dtype),
+            np.empty((rows, hidden), dtype),
+            np.empty((rows, hidden), dtype) if m.proj_size else None,
+        )
+        tapes[layer, direction] = tape
+        return _recorder(tape)
+
+    outputs: list[np.ndarray] = []
+    run_stack(call.data, call.batch_sizes, call.h0, call.c0, m._layers, noise, record, outputs)
+    inputs = [call.data]
+    for k in range(len(outputs) - 1):
+        inputs.append(outputs[k] if noise is None else outputs[k] * noise[k])
+    return _Forward(inputs, outputs, tapes)
+
+
+# -- one direction ------------------------------------------------------------------
+
+
+def previous_rows(batch_sizes: np.ndarray, reverse: bool) -> np.ndarray:
+    """For each packed row, the row holding its previous state.
+
+    Indexes ``concatenate([per_row_states, initial_states])``: a value ``S + b``
+    means slot b's initial state (h0/c0), as in ``functional.run_direction``.
+    """
+    sizes = np.asarray(batch_sizes, dtype=np.int64)
+    total = int(sizes.sum())
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    step = np.repeat(np.arange(sizes.size), sizes)
+    slot = np.arange(total) - offsets[step]
+    if reverse:
+        neighbour = np.minimum(step + 1, sizes.size - 1)
+        valid = (step + 1 < sizes.size) & (slot < sizes[neighbour])
+    else:
+        neighbour = np.maximum(step - 1, 0)
+        valid = step > 0
+    result: np.ndarray = np.where(valid, offsets[neighbour] + slot, total + slot)
+    return result
+
+
+@dataclass
+class _Factors:
+    """Whole-sequence local derivatives of one direction (rows as the tape)."""
+
+    k: np.ndarray  # (S, 4H): dP = [dc, dc, dh_cell, dc] * k, blockwise
+    o_dtanh: np.ndarray  # (S, H): o * (1 - tanh(c)^2), dh_cell -> dc
+    f: np.ndarray  # (S, H): forget gate, dc -> dc_prev
+
+
+def _local_factors(tape: _Tape, c_prev: np.ndarray) -> _Factors:
+    hidden = tape.c.shape[1]
+    gates = tape.gates
+    i, f, o, g = (gates[:, k * hidden : (k + 1) * hidden] for k in range(4))
+    tanh_c = np.tanh(tape.c)
+    k = np.empty_like(gates)
+    # sigmoid rows are negated in the prepared layout: d a / d(-z) = -a(1-a) = a(a-1)
+    sigmoid = gates[:, : 3 * hidden]
+    np.multiply(sigmoid, sigmoid - 1, out=k[:, : 3 * hidden])
+    k[:, :hidden] *= g
+    k[:, hidden : 2 * hidden] *= c_prev
+    k[:, 2 * hidden : 3 * hidden] *= tanh_c
+    np.multiply(g, g, out=k[:, 3 * hidden :])
+    np.subtract(1, k[:, 3 * hidden :], out=k[:, 3 * hidden :])
+    k[:, 3 * hidden :] *= i
+    o_dtanh = tanh_c
+    np.multiply(tanh_c, tanh_c, out=o_dtanh)
+    np.subtract(1, o_dtanh, out=o_dtanh)
+    o_dtanh *= o
+    return _Factors(k, o_dtanh, np.ascontiguousarray(f))
+
+
+def _sweep(
+    factors: _Factors,
+    weights: DirectionWeights,
+    batch_sizes: np.ndarray,
+    reverse: bool,
+    grad_out: np.ndarray,
+    dh: np.ndarray,
+    dc: np.ndarray,
+    d_gates: np.ndarray,
+    d_gates4: np.ndarray,
+    d_h_out: np.ndarray | None,
+) -> None:
+    """Backwards in time through one direction, in place.
+
+    grad_out: (S, H_out) upstream gradient of the direction's per-row output.
+    dh, dc: (B, H_out), (B, H) hold the gradient of h_n, c_n on entry and of
+    h0, c0 on return.
+    d_gates: (S, 4H) receives dP, the gradient of the prepared pre-activation;
+    d_gates4 is the same memory viewed (S, 4, H).
+    d_h_out: (S, H_out) receives the gradient of each row's h, when projecting.
+    """
+    hidden = dc.shape[1]
+    w_hh = weights.w_hh_t.T
+    w_hr = None if weights.w_hr_t is None else weights.w_hr_t.T
+    batch = dc.shape[0]
+    dh_cell_buffer = np.empty((batch, hidden), dtype=dc.dtype)
+    dc_buffer = np.empty((batch, hidden), dtype=dc.dtype)
+    dh_buffer = np.empty_like(dh)
+    offsets = np.concatenate([[0], np.cumsum(batch_sizes)])
+    # the forward ran forward in time (or backward when reverse); we undo it
+    steps = range(len(batch_sizes)) if reverse else range(len(batch_sizes) - 1, -1, -1)
+    k4 = factors.k.reshape(-1, 4, hidden)
+    for t in steps:
+        n = int(batch_sizes[t])
+        rows = slice(int(offsets[t]), int(offsets[t]) + n)
+        dh_out = dh_buffer[:n]
+        np.add(dh[:n], grad_out[rows], out=dh_out)
+        if w_hr is None:
+            dh_cell = dh_out
+        else:
+            assert d_h_out is not None
+            d_h_out[rows] = dh_out
+            dh_cell = dh_cell_buffer[:n]
+            np.matmul(dh_out, w_hr, out=dh_cell)
+        dc_t = dc_buffer[:n]
+        np.multiply(dh_cell, factors.o_dtanh[rows], out=dc_t)
+        dc_t += dc[:n]
+        step = d_gates4[rows]
+        k = k4[rows]
+        np.multiply(k[:, :2], dc_t[:, None, :], out=step[:, :2])  # i, f
+        np.multiply(k[:, 2], dh_cell, out=step[:, 2])  # o
+        np.multiply(k[:, 3], dc_t, out=step[:, 3])  # g
+        np.multiply(dc_t, factors.f[rows], out=dc[:n])
+        np.matmul(d_gates[rows], w_hh, out=dh[:n])
+
+
+# -- a layer and the stack ----------------------------------------------------------------
+
+
+def _layer_backward(
+    m: LSTM,
+    call: _Call,
+    index: int,
+    layer: LayerWeights,
+    fwd: _Forward,
+    grad_out: np.ndarray,
+    d_h0: np.ndarray,
+    d_c0: np.ndarray,
+    grads: dict[str, np.ndarray],
+) -> np.ndarray:
+    """Backward through all directions of one layer; returns the gradient of its input.
+
+    grad_out: (S, D*H_out) gradient of the layer output. d_h0, d_c0 hold the
+    gradient of this layer's h_n, c_n on entry and of its h0, c0 on return.
+    """
+    rows, hidden, h_out = call.data.shape[0], m.hidden_size, m.output_hidden_size
+    num_directions = len(layer.directions)
+    d_gates = np.empty((rows, num_directions * 4 * hidden), dtype=m.dtype)
+    layer_output = fwd.layer_outputs[index]
+    for direction, weights in enumerate(layer.directions):
+        k = index * num_directions + direction
+        reverse = direction == 1
+        tape = fwd.tapes[index, direction]
+        prev = previous_rows(call.batch_sizes, reverse)
+        h_prev = np.concatenate([layer_output[:, direction * h_out : (direction + 1) * h_out], call.h0[k]])[
+            prev
+        ]
+        c_prev = np.concatenate([tape.c, call.c0[k]])[prev]
+        d_dir = d_gates[:, direction * 4 * hidden : (direction + 1) * 4 * hidden]
+        d_dir4 = d_gates.reshape(rows, num_directions, 4, hidden)[:, direction]  # a view: contiguous
+        d_h_out = np.empty((rows, h_out), dtype=m.dtype) if weights.w_hr_t is not None else None
+        _sweep(
+            _local_factors(tape, c_prev),
+            weights,
+            call.batch_sizes,
+            reverse,
+            grad_out[:, direction * h_out : (direction + 1) * h_out],
+            d_h0[k],
+            d_c0[k],
+            d_dir,
+            d_dir4,
+            d_h_out,
+        )
+        sfx = f"_l{index}" + ("_reverse" if reverse else "")
+        grads["weight_hh" + sfx] = _unprepare_gate_rows(d_dir.T @ h_prev)
+        if layer.bias is not None:
+            d_bias = _unprepare_gate_rows(d_dir.sum(axis=0))
+            grads["bias_ih" + sfx] = d_bias
+            grads["bias_hh" + sfx] = d_bias.copy()
+        if d_h_out is not None:
+            assert tape.h_cell is not None
+            grads["weight_hr" + sfx] = d_h_out.T @ tape.h_cell
+    d_w_ih = d_gates.T @ fwd.layer_inputs[index]
+    for direction, part in enumerate(np.split(d_w_ih, num_directions, axis=0)):
+        grads[f"weight_ih_l{index}" + ("_reverse" if direction else "")] = _unprepare_gate_rows(part)
+    d_input: np.ndarray = d_gates @ layer.w_ih_t.T
+    return d_input
+
+
+def stack_backward(
+    m: LSTM,
+    call: _Call,
+    noise: list[np.ndarray] | None,
+    grad_output: np.ndarray,
+    d_h: np.ndarray,
+    d_c: np.ndarray,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Forward with a tape, then backward through every layer (last first).
+
+    grad_output: (S, D*H_out) packed rows.  d_h, d_c: gradient of h_n, c_n in
+    sorted slot order on entry, of h0, c0 on return.  Returns (grad of
+    call.data, parameter grads by name).
+    """
+    fwd = _forward(m, call, noise)
+    grads: dict[str, np.ndarray] = {}
+    grad_layer_output = grad_output
+    d_input = grad_output
+    for index in range(len(m._layers) - 1, -1, -1):
+        d_input = _layer_backward(m, call, index, m._layers[index], fwd, grad_layer_output, d_h, d_c, grads)
+        if index > 0:
+            grad_layer_output = d_input if noise is None else d_input * noise[index - 1]
+    return d_input, grads
+
+
+# -- the module-level entry point -----------------------------------------------------
+
+
+def _as_grad(m: LSTM, value: ArrayLike, shape: tuple[int, ...], what: str) -> np.ndarray:
+    array = np.asarray(value.data if isinstance(value, PackedSequence) else value)
+    if array.shape != shape:
+        raise ValueError(f"{what}: expected shape {shape} (as the forward's), got {array.shape}")
+    if array.dtype.kind == "c" and m.dtype.kind != "c":
+        raise ValueError(f"{what}: complex gradient for a {m.dtype} model")
+    return np.asarray(array, dtype=m.dtype)
+
+
+def _grad_rows(m: LSTM, call: _Call, grad_output: Any) -> np.ndarray:
+    """grad_output in the output's layout -> (S, D*H_out) packed time-major rows."""
+    features = m.num_directions * m.output_hidden_size
+    if call.packed is not None:
+        shape: tuple[int, ...] = (call.data.shape[0], features)
+    elif not call.batched:
+        shape = (call.steps, features)
+    elif call.batch_first:
+        shape = (call.batch, call.steps, features)
+    else:
+        shape = (call.steps, call.batch, features)
+    grad = _as_grad(m, grad_output, shape, "grad_output")
+    if call.batch_first and call.packed is None and call.batched:
+        grad = np.swapaxes(grad, 0, 1)
+    return np.ascontiguousarray(grad.reshape(call.data.shape[0], features))
+
+
+def _grad_state(m: LSTM, call: _Call, value: Any, like: np.ndarray, what: str) -> np.ndarray:
+    """grad_h_n / grad_c_n (caller's layout and batch order) -> (layers*D, B, ·) sorted order."""
+    if value is None:
+        return np.zeros_like(like)
+    shape = like.shape if call.batched else (like.shape[0], like.shape[2])
+    grad = _as_grad(m, value, shape, what)
+    if not call.batched:
+        grad = grad[:, None]
+    if call.packed is not None and call.packed.unsorted_indices is not None:
+        # forward: h_n_user = h_n_sorted[:, unsorted], so d_sorted[:, unsorted] = d_user
+        sorted_grad = np.empty_like(grad)
+        sorted_grad[:, np.asarray(call.packed.unsorted_indices)] = grad
+        return sorted_grad
+    return np.array(grad, copy=True)
+
+
+def _user_state(call: _Call, grad: np.ndarray) -> np.ndarray:
+    """Gradient of h0/c0 in sorted slot order -> the caller's order and layout."""
+    if call.packed is not None and call.packed.sorted_indices is not None:
+        # forward: h0_sorted = h0_user[:, sorted]
+        user = np.empty_like(grad)
+        user[:, np.asarray(call.packed.sorted_indices)] = grad
+        grad = user
+    return grad if call.batched else grad[:, 0]
+
+
+def _user_input(call: _Call, grad: np.ndarray) -> np.ndarray:
+    """Gradient of call.data -> the input's own layout."""
+    if call.packed is not None:
+        return grad
+    grad = grad.reshape(call.steps, call.batch, grad.shape[-1])
+    if not call.batched:
+        return grad[:, 0]
+    if call.batch_first:
+        return np.ascontiguousarray(np.swapaxes(grad, 0, 1))
+    return grad
+
+
+def _dropout_needs_masks(m: LSTM, call: _Call) -> bool:
+    return (
+        m.training
+        and 0 < m.dropout < 1
+        and int(m.num_layers) > 1
+        and call.data.shape[0] > 0
+        and m.dtype.kind != "c"
+    )
+
+
+def vjp(
+    m: LSTM,
+    input: Any,
+    hx: Any,
+    grad_output: Any,
+    grad_h_n: ArrayLike | None = None,
+    grad_c_n: ArrayLike | None = None,
+    *,
+    dropout_masks: Sequence[ArrayLike] | None = None,
+) -> dict[str, np.ndarray]:
+    """See ``LSTM.vjp``."""
+    from .module import _Call
+
+    call = _Call.prepare(m, input, hx)
+    if dropout_masks is None and _dropout_needs_masks(m, call):
+        raise ValueError(
+            f"vjp in training mode with dropout={m.dropout} needs dropout_masks: the gradient "
+            "depends on the masks the forward used (pass the same dropout_masks as to the "
+            "forward call, or call m.eval())"
+        )
+    noise = m._dropout_noise(call, dropout_masks)
+    complex_dtype = m.dtype.kind == "c"
+    grad_rows = _grad_rows(m, call, grad_output)
+    d_h = _grad_state(m, call, grad_h_n, call.h0, "grad_h_n")
+    d_c = _grad_state(m, call, grad_c_n, call.c0, "grad_c_n")
+    if complex_dtype:  # torch returns J^H v = conj(J^T conj(v)) for this holomorphic map
+        grad_rows, d_h, d_c = np.conj(grad_rows), np.conj(d_h), np.conj(d_c)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        d_input, param_grads = stack_backward(m, call, noise, grad_rows, d_h, d_c)
+    result = {"input": _user_input(call, d_input), "h0": _user_state(call, d_h), "c0": _user_state(call, d_c)}
+    for name in m._shapes():
+        result[name] = param_grads[name]
+    if complex_dtype:
+        result = {name: np.conj(value) for name, value in result.items()}
+    return result
