@@ -1,0 +1,16 @@
+"""Test session setup.
+
+torch runs single-threaded: on this small CI box oneDNN's thread pool oversubscribes the
+cores and makes each float32 LSTM call take ~0.4 s instead of ~1 ms.  CPU results are
+identical across thread counts (semantics doc, sections 5 and 8).
+"""
+
+from __future__ import annotations
+
+try:
+    import torch
+except ImportError:  # the torch-free tests still run
+    torch = None
+
+if torch is not None:
+    torch.set_num_threads(1)
