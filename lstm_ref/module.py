@@ -54,6 +54,11 @@ def _check_int_size(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be greater than zero")
 
 
+def _is_integer(value: Any) -> bool:
+    """int or a NumPy integer (torch accepts np.int64 sizes where it does not type-check)."""
+    return isinstance(value, numbers.Integral)
+
+
 def _as_array(value: Any, what: str) -> np.ndarray:
     if value is None:
         raise AttributeError(f"{what} is None; expected an array")
@@ -80,7 +85,7 @@ class _Parameters:
 
     def _init_parameters(self, seed: int | None, hidden_size: int) -> None:
         self._rng = np.random.default_rng(seed)
-        bound = 1.0 / math.sqrt(hidden_size)
+        bound = 1.0 / math.sqrt(hidden_size) if hidden_size > 0 else 0.0  # as torch
         self._params = {
             name: _uniform(self._rng, shape, bound, self.dtype) for name, shape in self._shapes().items()
         }
@@ -173,7 +178,7 @@ class LSTM(_Parameters):
             raise ValueError("proj_size should be a positive integer or zero to disable projections")
         if proj_size >= hidden_size:
             raise ValueError("proj_size has to be smaller than hidden_size")
-        if not isinstance(proj_size, int) or isinstance(proj_size, bool):
+        if not _is_integer(proj_size) or isinstance(proj_size, bool):
             raise TypeError(f"proj_size should be of type int, got: {type(proj_size).__name__}")
         self.input_size = input_size
         self.hidden_size = hidden_size
@@ -196,13 +201,13 @@ class LSTM(_Parameters):
     @property
     def output_hidden_size(self) -> int:
         """H_out: proj_size if projecting, else hidden_size."""
-        return self.proj_size or self.hidden_size
+        return int(self.proj_size or self.hidden_size)
 
     def _shapes(self) -> dict[str, tuple[int, ...]]:
-        gates = 4 * self.hidden_size
+        gates = 4 * int(self.hidden_size)
         shapes: dict[str, tuple[int, ...]] = {}
         for layer in range(int(self.num_layers)):
-            features = self.input_size if layer == 0 else self.num_directions * self.output_hidden_size
+            features = int(self.input_size) if layer == 0 else self.num_directions * self.output_hidden_size
             for direction in range(self.num_directions):
                 sfx = f"_l{layer}" + ("_reverse" if direction else "")
                 shapes["weight_ih" + sfx] = (gates, features)
@@ -211,7 +216,7 @@ class LSTM(_Parameters):
                     shapes["bias_ih" + sfx] = (gates,)
                     shapes["bias_hh" + sfx] = (gates,)
                 if self.proj_size:
-                    shapes["weight_hr" + sfx] = (self.proj_size, self.hidden_size)
+                    shapes["weight_hr" + sfx] = (int(self.proj_size), int(self.hidden_size))
         return shapes
 
     def _prepare(self) -> None:
@@ -372,7 +377,7 @@ class _Call:
             call.batch_sizes = _check_batch_sizes(input.batch_sizes, data)
             call.batch = int(call.batch_sizes[0])
             h0c0 = None if hx is None else _split_hx(hx)
-            _check_dtype(m, data)
+            _check_dtype(m, data, RuntimeError)  # torch: its C++ matmul fails, a RuntimeError
             if data.ndim != 2:
                 raise RuntimeError(f"input must have 2 dimensions, got {data.ndim}")
             _check_input_size(m, data)
@@ -450,9 +455,12 @@ class _Call:
 
 
 def _split_hx(hx: Any) -> tuple[np.ndarray, np.ndarray]:
-    """hx must be a pair (h_0, c_0); mirror torch's exception types for other shapes of it."""
-    if isinstance(hx, np.ndarray):
-        raise IndexError("hx must be a tuple (h_0, c_0), got a single array")
+    """hx must be a pair (h_0, c_0); mirror torch's exception types for other shapes of it.
+
+    A single array is indexed as torch indexes a single tensor: ``hx[0]``, ``hx[1]``.
+    """
+    if isinstance(hx, np.ndarray) and hx.shape[:1] in ((), (1,)):
+        raise IndexError(f"hx must be a tuple (h_0, c_0), got a single array of shape {hx.shape}")
     try:
         n = len(hx)
     except TypeError:
@@ -464,9 +472,9 @@ def _split_hx(hx: Any) -> tuple[np.ndarray, np.ndarray]:
     return _as_array(hx[0], "hx[0] (h_0)"), _as_array(hx[1], "hx[1] (c_0)")
 
 
-def _check_dtype(m: LSTM, x: np.ndarray) -> None:
+def _check_dtype(m: LSTM, x: np.ndarray, error: type[Exception] = ValueError) -> None:
     if x.dtype != m.dtype:
-        raise ValueError(
+        raise error(
             f"RNN input dtype ({x.dtype}) does not match weight dtype ({m.dtype}). "
             f"Convert input: input.astype(np.{m.dtype}), or convert model: LSTM(..., dtype=np.{x.dtype})"
         )
@@ -480,8 +488,10 @@ def _check_input_size(m: LSTM, x: np.ndarray) -> None:
 
 
 def _state_in_dtype(m: LSTM | LSTMCell, state: np.ndarray, k: int) -> np.ndarray:
-    # torch promotes a lower-precision state silently and fails on a wider one.
-    if state.dtype != m.dtype and not np.can_cast(state.dtype, m.dtype, "safe"):
+    # torch: h0 enters a matmul with the weights, so its dtype must match exactly; c0 is only
+    # combined elementwise and is promoted silently when narrower (or integer), fails when wider.
+    promotable = k == 1 and (state.dtype.kind in "biu" or np.can_cast(state.dtype, m.dtype, "safe"))
+    if state.dtype != m.dtype and not promotable:
         raise RuntimeError(f"hidden[{k}] dtype {state.dtype} does not match weight dtype {m.dtype}")
     return np.asarray(state, dtype=m.dtype)
 
@@ -513,6 +523,13 @@ class LSTMCell(_Parameters):
         dtype: DTypeLike = np.float32,
         seed: int | None = None,
     ) -> None:
+        # torch does not validate these; torch.empty does (TypeError, then RuntimeError)
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
+            if not _is_integer(value):
+                raise TypeError(f"LSTMCell: {name} should be of type int, got: {type(value).__name__}")
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
+            if value < 0:
+                raise RuntimeError(f"LSTMCell: {name} must not be negative, got {value}")
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.bias = bias
@@ -521,10 +538,10 @@ class LSTMCell(_Parameters):
         self._init_parameters(seed, hidden_size)
 
     def _shapes(self) -> dict[str, tuple[int, ...]]:
-        gates = 4 * self.hidden_size
+        gates = 4 * int(self.hidden_size)
         shapes: dict[str, tuple[int, ...]] = {
-            "weight_ih": (gates, self.input_size),
-            "weight_hh": (gates, self.hidden_size),
+            "weight_ih": (gates, int(self.input_size)),
+            "weight_hh": (gates, int(self.hidden_size)),
         }
         if self.bias:
             shapes.update(bias_ih=(gates,), bias_hh=(gates,))
@@ -552,10 +569,15 @@ class LSTMCell(_Parameters):
             raise ValueError(f"LSTMCell: Expected input to be 1D or 2D, got {x.ndim}D instead")
         states = None
         if hx is not None:
-            states = _split_hx(hx)
-            for k, state in enumerate(states):
+            if isinstance(hx, np.ndarray):
+                raise TypeError("LSTMCell: hx must be a tuple (h_0, c_0) of arrays, got a single array")
+            arrays = [_as_array(state, f"hx[{k}]") for k, state in enumerate(hx)]
+            for k, state in enumerate(arrays):
                 if state.ndim not in (1, 2):
                     raise ValueError(f"LSTMCell: Expected hx[{k}] to be 1D or 2D, got {state.ndim}D instead")
+            if len(arrays) != 2:
+                raise RuntimeError(f"lstm_cell expects two hidden states (h_0, c_0), got {len(arrays)}")
+            states = (arrays[0], arrays[1])
         batched = x.ndim == 2
         x = x if batched else x[None]
         if states is None:
