@@ -1,30 +1,99 @@
-"""`lstm-conformance`: placeholder until the suite lands: compares lstm_ref with live torch."""
+"""``lstm-conformance``: run the conformance suite and print the conformance table.
+
+    lstm-conformance [--impl MODULE:ATTR|torch] [--full] [--case PATTERN]
+                     [--oracle both|fixtures|torch] [--report PATH.json]
+    lstm-conformance regen [--check]
+"""
 
 from __future__ import annotations
 
+import argparse
 import sys
+import time
+from pathlib import Path
 
-import numpy as np
+from . import runner
+from .fixtures import FIXTURES_DIR, main_regen
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="lstm-conformance",
+        description="Check an LSTM implementation against torch.nn.LSTM (golden fixtures and, "
+        "when installed, live torch). 'lstm-conformance regen [--check]' rewrites the fixtures.",
+    )
+    p.add_argument("--impl", default=runner.DEFAULT_IMPL, help="MODULE:ATTR of the implementation "
+                   "under test (lstm_ref.LSTM's API), or 'torch' (default: %(default)s)")
+    p.add_argument("--full", action="store_true", help="the whole option product (3072 cases) "
+                   "instead of all pairs; cases beyond the fixtures need live torch")
+    p.add_argument("--case", metavar="PATTERN", help="run only cases whose id matches (fnmatch), e.g. "
+                   "'L2-*' or 'errors:*' or 'dropout_statistics'")
+    p.add_argument("--oracle", choices=("both", "fixtures", "torch"), default="both",
+                   help="fixtures, live torch, or both (default; torch is skipped when absent)")
+    p.add_argument("--report", metavar="PATH.json", type=Path, help="write every result as JSON")
+    p.add_argument("--fixtures", type=Path, default=FIXTURES_DIR, help="fixtures directory (default: %(default)s)")
+    p.add_argument("--max-failures", type=int, default=10, help="failure details to print (default %(default)s)")
+    return p
+
+
+def _regen(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="lstm-conformance regen", description="Rewrite fixtures/ from "
+                                "live torch; --check regenerates in memory and reports drift (exit 1).")
+    p.add_argument("--check", action="store_true")
+    p.add_argument("--fixtures", type=Path, default=FIXTURES_DIR)
+    args = p.parse_args(argv)
+    from .torch_oracle import torch_available
+
+    reason = torch_available()
+    if reason:
+        print(f"lstm-conformance regen needs torch: {reason}", file=sys.stderr)
+        return 2
+    return main_regen(args.check, args.fixtures)
 
 
 def main(argv: list[str] | None = None) -> int:
-    import torch
-
-    import lstm_ref
-
-    torch.manual_seed(0)
-    worst = 0.0
-    for kwargs in [{}, {"num_layers": 2, "bidirectional": True}, {"proj_size": 3, "batch_first": True}]:
-        reference = torch.nn.LSTM(5, 6, dtype=torch.float64, **kwargs)
-        model = lstm_ref.LSTM.from_torch(reference)
-        x = torch.randn(7, 4, 5, dtype=torch.float64)
-        expected, _ = reference(x)
-        actual, _ = model(x.numpy())
-        err = float(np.abs(actual - expected.detach().numpy()).max())
-        worst = max(worst, err)
-        print(f"{kwargs!s:45} max abs error {err:.2e}")
-    return 0 if worst < 1e-12 else 1
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["regen"]:
+        return _regen(argv[1:])
+    args = _parser().parse_args(argv)
+    t0 = time.perf_counter()
+    impl = runner.load_impl(args.impl)
+    oracles = runner.make_oracles(args.oracle, args.fixtures)
+    jobs = runner.jobs_for(impl, oracles, full=args.full, pattern=args.case)
+    if not jobs:
+        print(f"no case matches --case {args.case!r}", file=sys.stderr)
+        return 2
+    results = runner.run_all(jobs)
+    elapsed = time.perf_counter() - t0
+    rows = runner.table(results, impl)
+    print(f"lstm-conformance: {impl.spec}")
+    for o in oracles:
+        print(f"  oracle {o.name}: " + (f"skipped ({o.skip_reason})" if o.skip_reason else "on"))
+    print()
+    print(runner.format_table(rows))
+    failures = list(runner.iter_failures(results))
+    for r in failures[: args.max_failures]:
+        print(f"\nFAIL {r.check} [{r.case}] vs {r.oracle}\n    {r.message}\n  rerun: {r.rerun}")
+    if len(failures) > args.max_failures:
+        print(f"\n... and {len(failures) - args.max_failures} more failures (see --report)")
+    n = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "skip")}
+    cases = len({r.case for r in results if not r.case.startswith("errors:")})
+    errs = len({r.case for r in results if r.case.startswith("errors:")})
+    print(
+        f"\n{len(results)} checks over {cases} cases and {errs} error cases: {n['pass']} passed, {n['fail']} failed, "
+        f"{n['skip']} skipped in {elapsed:.1f} s -> {'FAIL' if failures else 'PASS'}"
+    )
+    if args.report:
+        meta = {
+            "passed": not failures,
+            "counts": n,
+            "elapsed_s": round(elapsed, 3),
+            "oracles": {o.name: o.skip_reason or "on" for o in oracles},
+            "argv": argv,
+        }
+        runner.report_json(args.report, impl, rows, results, meta)
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

@@ -1,0 +1,442 @@
+"""Every conformance case, declared once, as data.
+
+A :class:`Case` is one configuration of the option matrix (or a named probe or edge case).
+Its id is derived from its options, so the same case has the same id in the pairwise default
+run, in ``--full`` and in ``fixtures/manifest.json``; its seed is derived from the id.
+
+Inputs and weights are made here with NumPy (deterministic for a given seed); the oracle
+(fixtures or live torch) records them with the expected outputs, so an implementation is
+always fed exactly the arrays the oracle saw.
+"""
+
+from __future__ import annotations
+
+import itertools
+import zlib
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+# -- the option matrix -----------------------------------------------------------------------
+
+FACTORS: dict[str, tuple[Any, ...]] = {
+    "num_layers": (1, 2, 3),
+    "bidirectional": (False, True),
+    "batch_first": (False, True),
+    "proj_size": (0, 3),
+    "bias": (True, False),
+    "form": ("batched", "unbatched", "packed_sorted", "packed_unsorted"),
+    "hx": (False, True),
+    "dtype": ("float32", "float64", "complex64", "complex128"),
+    "mode": ("eval", "train"),
+}
+
+DTYPE_SHORT = {"float32": "f32", "float64": "f64", "complex64": "c64", "complex128": "c128"}
+DEFAULT_DROPOUT = 0.4
+# Packed batches: ties, a length-1 sequence and a full-length one (L = 6).
+PACKED_LENGTHS = {"packed_sorted": (6, 4, 4, 1), "packed_unsorted": (4, 6, 1, 4)}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One forward-pass case. ``mode="train"`` replays torch's dropout masks when 0 < p < 1."""
+
+    num_layers: int = 1
+    bidirectional: bool = False
+    batch_first: bool = False
+    proj_size: int = 0
+    bias: bool = True
+    form: str = "batched"  # batched | unbatched | packed_sorted | packed_unsorted
+    hx: bool = False
+    dtype: str = "float64"
+    mode: str = "eval"  # eval | train
+    dropout: float | None = None  # None: DEFAULT_DROPOUT when num_layers > 1, else 0
+    input_size: int = 4
+    hidden_size: int = 5
+    steps: int = 6
+    batch: int = 4
+    probe: str = ""  # named weight pattern, see PROBES
+    edge: str = ""  # named input pattern, see EDGES
+    name: str = ""  # overrides the derived id (named cases)
+    tags: tuple[str, ...] = field(default=(), compare=False)  # extra table rows
+
+    # -- identity --------------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        if self.name:
+            return self.name
+        parts = [f"L{self.num_layers}", "bi" if self.bidirectional else "uni"]
+        if self.batch_first:
+            parts.append("bf")
+        if self.proj_size:
+            parts.append(f"p{self.proj_size}")
+        if not self.bias:
+            parts.append("nobias")
+        parts += [self.form, "hx" if self.hx else "nohx", DTYPE_SHORT[self.dtype], self.mode]
+        return "-".join(parts)
+
+    @property
+    def seed(self) -> int:
+        return zlib.crc32(self.id.encode()) & 0x7FFFFFFF
+
+    @property
+    def p(self) -> float:
+        if self.dropout is not None:
+            return self.dropout
+        return DEFAULT_DROPOUT if self.num_layers > 1 else 0.0
+
+    @property
+    def packed(self) -> bool:
+        return self.form.startswith("packed")
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def h_out(self) -> int:
+        return self.proj_size or self.hidden_size
+
+    @property
+    def replays_masks(self) -> bool:
+        """Train mode with a random dropout draw between layers (torch's masks are replayed)."""
+        return self.mode == "train" and 0 < self.p < 1 and self.num_layers > 1
+
+    @property
+    def batch_size(self) -> int:
+        if self.form == "unbatched":
+            return 1
+        if self.packed:
+            return len(PACKED_LENGTHS[self.form])
+        return self.batch
+
+    def config(self) -> dict[str, Any]:
+        """Constructor keywords of lstm_ref.LSTM's API (dtype as a NumPy dtype)."""
+        return {
+            "input_size": self.input_size,
+            "hidden_size": self.hidden_size,
+            "num_layers": self.num_layers,
+            "bias": self.bias,
+            "batch_first": self.batch_first,
+            "dropout": self.p,
+            "bidirectional": self.bidirectional,
+            "proj_size": self.proj_size,
+            "dtype": np.dtype(self.dtype),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["tags"] = list(self.tags)
+        return d
+
+    def features(self) -> tuple[str, ...]:
+        """The conformance-table rows a forward check of this case counts towards."""
+        rows = ["whole_sequence", self.dtype]
+        if self.form != "batched":
+            rows.append(self.form)
+        for flag, row in (
+            (self.batch_first, "batch_first"),
+            (self.bidirectional, "bidirectional"),
+            (self.num_layers > 1, "multi_layer"),
+            (self.proj_size > 0, "proj_size"),
+            (not self.bias, "no_bias"),
+            (self.hx, "hx_given"),
+        ):
+            if flag:
+                rows.append(row)
+        if self.mode == "train" and self.num_layers > 1 and self.p > 0:
+            rows.append("dropout_replay" if self.replays_masks else "dropout_p0_p1")
+        if self.mode == "train" and self.num_layers > 1 and self.p == 0:
+            rows.append("dropout_p0_p1")
+        if self.mode == "eval" and self.num_layers > 1 and self.p > 0:
+            rows.append("dropout_eval")
+        if self.probe:
+            rows.append("probes")
+        rows += list(self.tags)
+        return tuple(dict.fromkeys(rows))
+
+    # -- data --------------------------------------------------------------------------------
+    def make_data(self) -> dict[str, np.ndarray]:
+        """Weights (``w.<name>`` in torch's order), input and (h0, c0), from the case's seed.
+
+        ``x`` is the padded time-major input for packed forms (with ``lengths``), else the input
+        in the layout the module expects (batch-first or not, unbatched 2-D).
+        """
+        rng = np.random.default_rng(self.seed)
+        dt = np.dtype(self.dtype)
+        data: dict[str, np.ndarray] = {}
+        for name, shape in param_shapes(self).items():
+            data["w." + name] = _draw(rng, shape, dt, low=-0.7, high=0.7)
+        PROBES[self.probe](self, data) if self.probe else None
+        steps, batch = self.steps, self.batch_size
+        if self.form == "unbatched":
+            x = _draw(rng, (steps, self.input_size), dt)
+        elif self.packed:
+            data["lengths"] = np.asarray(PACKED_LENGTHS[self.form], dtype=np.int64)
+            x = _draw(rng, (steps, batch, self.input_size), dt)
+            for b, n in enumerate(data["lengths"]):
+                x[n:, b] = 1e3  # padding: never part of the packed data
+        else:
+            x = _draw(rng, (steps, batch, self.input_size), dt)
+            if self.batch_first:
+                x = np.ascontiguousarray(np.swapaxes(x, 0, 1))
+        if self.edge:
+            x = EDGES[self.edge](self, x)
+        data["x"] = x
+        if self.hx:
+            layers_dirs = self.num_layers * self.num_directions
+            lead = (layers_dirs,) if self.form == "unbatched" else (layers_dirs, batch)
+            data["h0"] = _draw(rng, (*lead, self.h_out), dt, scale=0.5)
+            data["c0"] = _draw(rng, (*lead, self.hidden_size), dt, scale=0.5)
+        return data
+
+
+def _draw(
+    rng: np.random.Generator,
+    shape: tuple[int, ...],
+    dt: np.dtype,
+    low: float | None = None,
+    high: float | None = None,
+    scale: float = 1.0,
+) -> np.ndarray:
+    def real() -> np.ndarray:
+        if low is not None and high is not None:
+            return rng.uniform(low, high, size=shape)
+        return rng.standard_normal(shape) * scale
+
+    if dt.kind == "c":
+        # complex sigmoid/tanh have poles (semantics doc section 3): half-size parts keep the
+        # gates well away from them, so complex64 is well-conditioned against complex128
+        return (0.5 * real() + 0.5j * real()).astype(dt)
+    return real().astype(dt)
+
+
+def param_shapes(case: Case) -> dict[str, tuple[int, ...]]:
+    """torch's parameter names, registration order and shapes (semantics doc section 3)."""
+    gates, h_out, d = 4 * case.hidden_size, case.h_out, case.num_directions
+    shapes: dict[str, tuple[int, ...]] = {}
+    for layer in range(case.num_layers):
+        features = case.input_size if layer == 0 else d * h_out
+        for direction in range(d):
+            sfx = f"_l{layer}" + ("_reverse" if direction else "")
+            shapes["weight_ih" + sfx] = (gates, features)
+            shapes["weight_hh" + sfx] = (gates, h_out)
+            if case.bias:
+                shapes["bias_ih" + sfx] = (gates,)
+                shapes["bias_hh" + sfx] = (gates,)
+            if case.proj_size:
+                shapes["weight_hr" + sfx] = (case.proj_size, case.hidden_size)
+    return shapes
+
+
+# -- probes: weight patterns that isolate one gate, one bias, one direction, one layer --------
+
+GATES = ("i", "f", "g", "o")
+
+
+def _gate_probe(gate: str) -> Any:
+    """Only gate ``gate`` has (random) weights; the other three see a distinct constant bias.
+
+    A swapped gate order or a transposed block moves the only informative block elsewhere.
+    """
+    keep = GATES.index(gate)
+    constants = {"i": 0.8, "f": 1.3, "g": 0.6, "o": -0.4}
+
+    def apply(case: Case, data: dict[str, np.ndarray]) -> None:
+        h = case.hidden_size
+        for key in [k for k in data if k.startswith(("w.weight_ih", "w.weight_hh", "w.bias_ih"))]:
+            w = data[key]
+            for k, name in enumerate(GATES):
+                if k == keep:
+                    continue
+                if key.startswith("w.bias_ih"):
+                    w[k * h : (k + 1) * h] = constants[name]
+                else:
+                    w[k * h : (k + 1) * h] = 0
+        for key in [k for k in data if k.startswith("w.bias_hh")]:
+            w = data[key]
+            for k in range(4):
+                if k != keep:
+                    w[k * h : (k + 1) * h] = 0
+
+    return apply
+
+
+def _bias_probe(which: str) -> Any:
+    """Zero every bias vector except ``bias_<which>`` (a dropped or swapped bias shows)."""
+
+    def apply(case: Case, data: dict[str, np.ndarray]) -> None:
+        other = "hh" if which == "ih" else "ih"
+        for key in [k for k in data if k.startswith(f"w.bias_{other}")]:
+            data[key][:] = 0
+            data[key.replace(other, which)] *= 3  # large enough to matter
+
+    return apply
+
+
+def _direction_probe(direction: int) -> Any:
+    """Zero every weight of the other direction: its output is exactly 0 (g = tanh(0))."""
+
+    def apply(case: Case, data: dict[str, np.ndarray]) -> None:
+        for key in data:
+            if key.startswith("w.") and key.endswith("_reverse") != (direction == 0):
+                data[key][:] = 0
+
+    return apply
+
+
+def _recurrent_layer_probe(layer: int) -> Any:
+    """Only layer ``layer`` has a recurrent weight (weight_hh); others are feed-forward."""
+
+    def apply(case: Case, data: dict[str, np.ndarray]) -> None:
+        for key in data:
+            if key.startswith("w.weight_hh_l") and not key.startswith(f"w.weight_hh_l{layer}"):
+                data[key][:] = 0
+            elif key.startswith(f"w.weight_hh_l{layer}"):
+                data[key] *= 2
+
+    return apply
+
+
+PROBES: dict[str, Any] = {
+    **{f"gate_{g}": _gate_probe(g) for g in GATES},
+    "bias_ih_only": _bias_probe("ih"),
+    "bias_hh_only": _bias_probe("hh"),
+    "forward_direction_only": _direction_probe(0),
+    "reverse_direction_only": _direction_probe(1),
+    "recurrent_layer0_only": _recurrent_layer_probe(0),
+    "recurrent_layer1_only": _recurrent_layer_probe(1),
+}
+
+
+# -- edges: input patterns at the numerical edges ----------------------------------------------
+
+
+def _saturate(case: Case, x: np.ndarray) -> np.ndarray:
+    return x * 1e3
+
+
+def _nan_inf(case: Case, x: np.ndarray) -> np.ndarray:
+    x = x.copy()
+    # one NaN in batch element 0 at step 2, one +inf in element 1 at step 4 (time-major input)
+    x[2, 0, 1] = np.nan
+    x[4, 1, 0] = np.inf
+    return x
+
+
+EDGES: dict[str, Any] = {"saturated": _saturate, "nan_inf": _nan_inf}
+
+
+# -- the default and full case lists ------------------------------------------------------------
+
+
+def pairwise(factors: dict[str, tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """A small greedy all-pairs covering array: every pair of values of every two factors
+    appears in at least one row. Deterministic (ties go to the first value)."""
+    names = list(factors)
+    uncovered = {
+        (a, va, b, vb)
+        for a, b in itertools.combinations(range(len(names)), 2)
+        for va in range(len(factors[names[a]]))
+        for vb in range(len(factors[names[b]]))
+    }
+    rows: list[dict[str, Any]] = []
+    while uncovered:
+        a, va, b, vb = min(uncovered)
+        row: dict[int, int] = {a: va, b: vb}
+        for f in range(len(names)):
+            if f in row:
+                continue
+            best, best_gain = 0, -1
+            for v in range(len(factors[names[f]])):
+                gain = sum(
+                    ((min(f, g), v if f < g else row[g], max(f, g), row[g] if f < g else v) in uncovered)
+                    for g in row
+                )
+                if gain > best_gain:
+                    best, best_gain = v, gain
+            row[f] = best
+        for f, g in itertools.combinations(sorted(row), 2):
+            uncovered.discard((f, row[f], g, row[g]))
+        rows.append({names[f]: factors[names[f]][v] for f, v in sorted(row.items())})
+    return rows
+
+
+def matrix_cases(full: bool = False) -> list[Case]:
+    combos = (
+        [dict(zip(FACTORS, values, strict=True)) for values in itertools.product(*FACTORS.values())]
+        if full
+        else pairwise(FACTORS)
+    )
+    return [Case(**c) for c in combos]
+
+
+def named_cases() -> list[Case]:
+    """Probes, dropout corner cases and numerical edges, on top of the option matrix."""
+    cases: list[Case] = []
+    for probe in ("gate_i", "gate_f", "gate_g", "gate_o", "bias_ih_only", "bias_hh_only"):
+        cases.append(Case(name=f"probe-{probe}", probe=probe, hx=True, batch=2))
+    for probe in ("forward_direction_only", "reverse_direction_only"):
+        cases.append(Case(name=f"probe-{probe}", probe=probe, bidirectional=True, batch=2))
+    for probe in ("recurrent_layer0_only", "recurrent_layer1_only"):
+        cases.append(Case(name=f"probe-{probe}", probe=probe, num_layers=2, batch=2))
+    cases += [
+        # one isolated gate in float32 on torch's oneDNN path too
+        Case(name="probe-gate_f-f32", probe="gate_f", dtype="float32", batch=2),
+        # dropout: eval is the identity, p = 0 and p = 1 are deterministic, replay in f32 and packed
+        Case(name="dropout-p0-train", num_layers=2, mode="train", dropout=0.0),
+        Case(name="dropout-p1-train", num_layers=3, mode="train", dropout=1.0, bidirectional=True),
+        Case(name="dropout-replay-f32-bf", num_layers=3, mode="train", dtype="float32", batch_first=True),
+        Case(name="dropout-replay-packed-bi", num_layers=2, mode="train", form="packed_unsorted", bidirectional=True, dropout=0.6),
+        Case(name="dropout-complex-raises", num_layers=2, mode="train", dtype="complex128"),
+        # numerical edges
+        Case(name="edge-long-1000", steps=1000, batch=2, num_layers=2, hx=True, tags=("edge_long",)),
+        Case(name="edge-long-1000-f32", steps=1000, batch=2, dtype="float32", tags=("edge_long",)),
+        Case(name="edge-saturated", edge="saturated", hx=True, bidirectional=True, tags=("edge_saturated",)),
+        Case(name="edge-saturated-f32", edge="saturated", dtype="float32", tags=("edge_saturated",)),
+        Case(name="edge-nan-inf", edge="nan_inf", num_layers=2, bidirectional=True, tags=("edge_nan_inf",)),
+        Case(name="edge-batch0", batch=0, num_layers=2, bidirectional=True, tags=("edge_batch0",)),
+        Case(name="edge-batch0-hx", batch=0, hx=True, proj_size=2, tags=("edge_batch0",)),
+        Case(name="edge-one-step", steps=1, num_layers=2, hx=True),
+        Case(name="edge-complex128-proj", dtype="complex128", proj_size=2, bidirectional=True, hx=True),
+    ]
+    return cases
+
+
+def default_cases() -> list[Case]:
+    return matrix_cases() + named_cases()
+
+
+def all_cases(full: bool = False) -> list[Case]:
+    """The run's cases, without duplicates (named cases after the matrix)."""
+    seen: dict[str, Case] = {}
+    for case in matrix_cases(full) + named_cases():
+        seen.setdefault(case.id, case)
+    return list(seen.values())
+
+
+def random_cases(count: int, seed: int = 20240601) -> list[Case]:
+    """Random configurations (sizes included) for the live-torch oracle; seeded, so stable."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    for k in range(count):
+        hidden = int(rng.integers(1, 7))
+        opts = {name: values[int(rng.integers(len(values)))] for name, values in FACTORS.items()}
+        opts["proj_size"] = int(rng.integers(0, hidden))
+        cases.append(
+            Case(
+                **opts,
+                input_size=int(rng.integers(1, 6)),
+                hidden_size=hidden,
+                steps=int(rng.integers(1, 9)) if not opts["form"].startswith("packed") else 6,
+                batch=int(rng.integers(1, 5)),
+                name=f"random-{k}",
+                tags=("random",),
+            )
+        )
+    return cases
+
+
+def replace_case(case: Case, **changes: Any) -> Case:
+    return replace(case, **changes)

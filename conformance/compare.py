@@ -1,0 +1,129 @@
+"""One comparison helper: shape, dtype, NaN/Inf pattern and values, with a located message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .tolerances import Tolerance
+
+
+class Divergence(AssertionError):
+    """An implementation disagrees with the oracle; the message says where."""
+
+    def __init__(self, message: str, max_abs: float = float("nan"), ratio: float = float("nan")) -> None:
+        super().__init__(message)
+        self.message = message
+        self.max_abs = max_abs
+        self.ratio = ratio
+
+
+@dataclass
+class Stat:
+    max_abs: float = 0.0
+    ratio: float = 0.0  # worst |actual - expected| / (atol + rtol * |expected|); <= 1 passes
+
+    def merge(self, other: Stat) -> Stat:
+        return Stat(max(self.max_abs, other.max_abs), max(self.ratio, other.ratio))
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How to name an index of an array: ``kind`` is one of
+    time_major (L, N, F), batch_first (N, L, F), unbatched (L, F), packed (S, F),
+    state (layers*D, N, H), state_unbatched (layers*D, H)."""
+
+    kind: str
+    num_directions: int = 1
+    width: int = 1  # H_out per direction (feature columns) for outputs
+    batch_sizes: tuple[int, ...] = ()
+    sorted_indices: tuple[int, ...] | None = None
+    layer_offset: int = 0
+
+    def describe(self, index: tuple[int, ...]) -> str:
+        d = self.num_directions
+        direction = lambda k: "forward" if k % d == 0 or d == 1 else "reverse"  # noqa: E731
+        if self.kind.startswith("state"):
+            k = index[0]
+            where = f"layer {k // d + self.layer_offset}, direction {k % d} ({direction(k)})"
+            return where + (f", batch {index[1]}" if self.kind == "state" else "") + f", unit {index[-1]}"
+        col = index[-1]
+        dir_txt = f"direction {col // self.width} ({direction(col // self.width)})" if d == 2 else "direction 0"
+        if self.kind == "time_major":
+            t, b = index[0], index[1]
+        elif self.kind == "batch_first":
+            b, t = index[0], index[1]
+        elif self.kind == "unbatched":
+            t, b = index[0], 0
+        else:  # packed row -> (t, sorted slot -> original batch index)
+            offsets = np.concatenate([[0], np.cumsum(self.batch_sizes)])
+            t = int(np.searchsorted(offsets, index[0], side="right") - 1)
+            slot = index[0] - int(offsets[t])
+            b = self.sorted_indices[slot] if self.sorted_indices is not None else slot
+        return f"{dir_txt}, time step {t}, batch {b}, unit {col % self.width}"
+
+    def time_of(self, index: tuple[int, ...]) -> int:
+        if self.kind == "batch_first":
+            return index[1]
+        if self.kind == "packed":
+            offsets = np.concatenate([[0], np.cumsum(self.batch_sizes)])
+            return int(np.searchsorted(offsets, index[0], side="right") - 1)
+        return index[0]
+
+
+def _first_bad(bad: np.ndarray, layout: Layout) -> tuple[int, ...]:
+    """The first bad element in processing order: earliest step of the forward direction,
+    else the latest step of the reverse direction (it runs backwards)."""
+    indices = [tuple(int(i) for i in ix) for ix in np.argwhere(bad)]
+    if layout.kind.startswith("state") or layout.num_directions == 1:
+        return min(indices, key=lambda ix: (layout.time_of(ix), ix) if not layout.kind.startswith("state") else ix)
+    forward = [ix for ix in indices if ix[-1] < layout.width]
+    if forward:
+        return min(forward, key=lambda ix: (layout.time_of(ix), ix))
+    return min(indices, key=lambda ix: (-layout.time_of(ix), ix))
+
+
+def compare(actual: object, expected: np.ndarray, tol: Tolerance, what: str, layout: Layout) -> Stat:
+    """Elementwise ``|a - e| <= atol + rtol * |e|`` (NaN where NaN, equal infinities)."""
+    tol_txt = f"tolerance rtol={tol.rtol:g}, atol={tol.atol:g}"
+    if not isinstance(actual, np.ndarray):
+        raise Divergence(f"{what}: expected a numpy.ndarray, got {type(actual).__name__}")
+    a, e = actual, np.asarray(expected)
+    if a.shape != e.shape:
+        raise Divergence(f"{what}: shape {a.shape}, expected {e.shape}")
+    if a.dtype != e.dtype:
+        raise Divergence(f"{what}: dtype {a.dtype}, expected {e.dtype}")
+    if a.size == 0:
+        return Stat()
+    a128, e128 = a.astype(np.complex128), e.astype(np.complex128)
+    nan_a, nan_e = np.isnan(a128), np.isnan(e128)
+    with np.errstate(invalid="ignore", over="ignore"):
+        inf_e = np.isinf(e128) & ~nan_e
+        pattern = (nan_a != nan_e) | (inf_e & (a128 != e128))
+        if np.any(pattern):
+            ix = _first_bad(pattern, layout)
+            raise Divergence(
+                f"{what}: NaN/Inf pattern differs first at {layout.describe(ix)}: "
+                f"got {a[ix]}, expected {e[ix]} ({int(pattern.sum())} elements differ)",
+                float("inf"),
+                float("inf"),
+            )
+        finite = ~nan_e & ~inf_e
+        diff = np.where(finite, np.abs(a128 - e128), 0.0).real
+        if np.any(~np.isfinite(diff)):  # actual inf where expected finite
+            diff = np.where(np.isfinite(diff), diff, np.inf)
+        bound = tol.atol + tol.rtol * np.abs(e128).real
+        ratio = diff / bound
+    max_abs, worst = float(diff.max()), float(ratio.max())
+    if worst > 1:
+        ix = _first_bad(ratio > 1, layout)
+        rel = diff / np.maximum(np.abs(e128).real, np.finfo(np.float64).tiny)
+        raise Divergence(
+            f"{what} diverges first at {layout.describe(ix)}: got {a[ix]}, expected {e[ix]}; "
+            f"over the tensor max abs err {max_abs:.3e}, max rel err {float(np.where(finite, rel, 0).max()):.3e}, "
+            f"{int((ratio > 1).sum())}/{ratio.size} elements beyond {tol_txt}",
+            max_abs,
+            worst,
+        )
+    return Stat(max_abs, worst)

@@ -1,0 +1,115 @@
+"""Bad inputs, as data: each must raise the same exception type as torch.nn.LSTM.
+
+From the tables of the semantics doc (sections 1 and 2). torch's exception type for each is
+recorded in ``fixtures/manifest.json`` by ``regen`` and re-read live when torch is present.
+Only rows where torch itself raises a meaningful error are listed (torch's gaps, such as no
+validation of packed input, are left to each implementation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+F64 = np.dtype("float64")
+
+
+@dataclass(frozen=True)
+class ErrorCase:
+    id: str
+    ctor: dict[str, Any] = field(default_factory=dict)  # keywords on top of BASE_CTOR
+    call: Callable[[], tuple[Any, ...]] | None = None  # () -> (input, hx); None: constructor only
+    expected: str = ""  # torch's exception type (documentation; the oracle decides)
+
+
+BASE_CTOR: dict[str, Any] = {"input_size": 3, "hidden_size": 4, "dtype": F64}
+
+
+def _a(*shape: int, dtype: Any = F64) -> np.ndarray:
+    return np.linspace(-1, 1, int(np.prod(shape)) or 1)[: int(np.prod(shape))].reshape(shape).astype(dtype)
+
+
+X = (5, 2, 3)
+H = (1, 2, 4)
+
+ERROR_CASES: list[ErrorCase] = [
+    # constructor (section 1)
+    ErrorCase("ctor-hidden_size-0", {"hidden_size": 0}, expected="ValueError"),
+    ErrorCase("ctor-input_size-0", {"input_size": 0}, expected="ValueError"),
+    ErrorCase("ctor-num_layers-0", {"num_layers": 0}, expected="ValueError"),
+    ErrorCase("ctor-num_layers-float", {"num_layers": 2.0}, expected="TypeError"),
+    ErrorCase("ctor-dropout-negative", {"dropout": -0.1}, expected="ValueError"),
+    ErrorCase("ctor-dropout-above-1", {"dropout": 1.1}, expected="ValueError"),
+    ErrorCase("ctor-dropout-bool", {"dropout": True}, expected="ValueError"),
+    ErrorCase("ctor-dropout-none", {"dropout": None}, expected="TypeError"),
+    ErrorCase("ctor-proj_size-negative", {"proj_size": -1}, expected="ValueError"),
+    ErrorCase("ctor-proj_size-equals-hidden", {"proj_size": 4}, expected="ValueError"),
+    ErrorCase("ctor-input_size-float", {"input_size": 3.0}, expected="TypeError"),
+    ErrorCase("ctor-hidden_size-str", {"hidden_size": "4"}, expected="TypeError"),
+    ErrorCase("ctor-bias-int", {"bias": 1}, expected="TypeError"),
+    ErrorCase("ctor-batch_first-int", {"batch_first": 1}, expected="TypeError"),
+    ErrorCase("ctor-dtype-int32", {"dtype": np.dtype("int32")}, expected="RuntimeError"),
+    # forward (section 2)
+    ErrorCase("input-1d", call=lambda: (_a(3), None), expected="ValueError"),
+    ErrorCase("input-4d", call=lambda: (_a(2, 5, 2, 3), None), expected="ValueError"),
+    ErrorCase("input-size-mismatch", call=lambda: (_a(5, 2, 7), None), expected="RuntimeError"),
+    ErrorCase("input-size-mismatch-unbatched", call=lambda: (_a(5, 7), None), expected="RuntimeError"),
+    ErrorCase("input-dtype-mismatch", call=lambda: (_a(*X, dtype=np.float32), None), expected="ValueError"),
+    ErrorCase("input-seq-len-0", call=lambda: (_a(0, 2, 3), None), expected="RuntimeError"),
+    ErrorCase("input-seq-len-0-unbatched", call=lambda: (_a(0, 3), None), expected="RuntimeError"),
+    ErrorCase("hx-h0-wrong-batch", call=lambda: (_a(*X), (_a(1, 3, 4), _a(*H))), expected="RuntimeError"),
+    ErrorCase("hx-c0-wrong-hidden", call=lambda: (_a(*X), (_a(*H), _a(1, 2, 5))), expected="RuntimeError"),
+    ErrorCase("hx-h0-wrong-layers", call=lambda: (_a(*X), (_a(2, 2, 4), _a(*H))), expected="RuntimeError"),
+    ErrorCase(
+        "hx-batch-first-layout",
+        {"batch_first": True},
+        call=lambda: (_a(2, 5, 3), (_a(2, 1, 4), _a(2, 1, 4))),
+        expected="RuntimeError",
+    ),
+    ErrorCase(
+        "hx-proj-h0-hidden-size",
+        {"proj_size": 2},
+        call=lambda: (_a(*X), (_a(1, 2, 4), _a(1, 2, 4))),
+        expected="RuntimeError",
+    ),
+    ErrorCase(
+        "hx-proj-c0-proj-size",
+        {"proj_size": 2},
+        call=lambda: (_a(*X), (_a(1, 2, 2), _a(1, 2, 2))),
+        expected="RuntimeError",
+    ),
+    ErrorCase("hx-single-array", call=lambda: (_a(*X), _a(*H)), expected="IndexError"),
+    ErrorCase("hx-one-element-tuple", call=lambda: (_a(*X), (_a(*H),)), expected="IndexError"),
+    ErrorCase("hx-three-states", call=lambda: (_a(*X), (_a(*H), _a(*H), _a(*H))), expected="RuntimeError"),
+    ErrorCase("hx-c0-none", call=lambda: (_a(*X), (_a(*H), None)), expected="AttributeError"),
+    ErrorCase("hx-2d-for-batched", call=lambda: (_a(*X), (_a(2, 4), _a(2, 4))), expected="RuntimeError"),
+    ErrorCase("hx-3d-for-unbatched", call=lambda: (_a(5, 3), (_a(*H), _a(*H))), expected="RuntimeError"),
+    ErrorCase("hx-unbatched-wrong-size", call=lambda: (_a(5, 3), (_a(1, 5), _a(1, 4))), expected="RuntimeError"),
+]
+
+
+def run_error_case(factory: Callable[..., Any], case: ErrorCase) -> str | None:
+    """Construct (and call); the exception type name raised, or None if nothing was raised."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = factory(**{**BASE_CTOR, **case.ctor})
+            if case.call is not None:
+                model.eval()
+                x, hx = case.call()
+                model(x, hx)
+    except Exception as exc:
+        return type(exc).__name__
+    return None
+
+
+def torch_error_types() -> dict[str, str]:
+    """torch's exception type for every error case (``"none"`` if torch raised nothing)."""
+    from .torch_oracle import TorchLSTM
+
+    return {case.id: run_error_case(TorchLSTM, case) or "none" for case in ERROR_CASES}
