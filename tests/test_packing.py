@@ -1,0 +1,187 @@
+"""PackedSequence helpers and packed LSTM input against torch.nn.utils.rnn and torch.nn.LSTM."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+import pytest
+from lstm_test_utils import assert_close, random_array, to_numpy, torch_dtype
+
+import lstm_ref
+
+torch = pytest.importorskip("torch")
+rnn_utils = torch.nn.utils.rnn
+
+pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
+
+LENGTH_SETS = {
+    "single": [5],
+    "sorted-ties": [5, 3, 3, 1],
+    "unsorted-ties": [2, 5, 1, 3, 3],
+    "all-equal": [4, 4, 4],
+    "all-one": [1, 1],
+    "torch-test-1": [10, 10, 6, 2, 2, 1, 1],
+    "torch-test-2": [2, 1, 3, 2, 10, 5, 3],
+}
+FEATURES = {"F3": (3,), "no-feature-dim": (), "2x3": (2, 3)}
+
+
+def is_sorted(lengths: list[int]) -> bool:
+    return all(a >= b for a, b in itertools.pairwise(lengths))
+
+
+def padded_input(
+    lengths: list[int], features: tuple[int, ...], batch_first: bool, dtype: str = "float64"
+) -> np.ndarray:
+    rng = np.random.default_rng(len(lengths))
+    x = random_array(rng, (max(lengths), len(lengths), *features), dtype)
+    return np.ascontiguousarray(np.swapaxes(x, 0, 1)) if batch_first else x
+
+
+def assert_same_packed(actual: Any, expected: Any) -> None:
+    assert isinstance(actual, lstm_ref.PackedSequence)
+    np.testing.assert_array_equal(actual.data, to_numpy(expected.data))
+    assert actual.data.dtype == to_numpy(expected.data).dtype
+    np.testing.assert_array_equal(actual.batch_sizes, expected.batch_sizes.numpy())
+    for name in ("sorted_indices", "unsorted_indices"):
+        t, r = getattr(expected, name), getattr(actual, name)
+        assert (t is None) == (r is None), name
+        if t is not None:
+            np.testing.assert_array_equal(r, t.numpy(), err_msg=name)
+
+
+PACK_CASES = [
+    pytest.param(
+        lengths,
+        features,
+        batch_first,
+        enforce,
+        id=f"{lname}-{fname}-{'bf' if batch_first else 'tf'}-{'enforce' if enforce else 'free'}",
+    )
+    for (lname, lengths), (fname, features), batch_first, enforce in itertools.product(
+        LENGTH_SETS.items(), FEATURES.items(), [False, True], [True, False]
+    )
+    if is_sorted(lengths) or not enforce
+]
+
+
+@pytest.mark.parametrize(("lengths", "features", "batch_first", "enforce_sorted"), PACK_CASES)
+def test_pack_and_pad_match_torch(
+    lengths: list[int], features: tuple[int, ...], batch_first: bool, enforce_sorted: bool
+) -> None:
+    x = padded_input(lengths, features, batch_first)
+    expected = rnn_utils.pack_padded_sequence(
+        torch.from_numpy(x), lengths, batch_first=batch_first, enforce_sorted=enforce_sorted
+    )
+    actual = lstm_ref.pack_padded_sequence(x, lengths, batch_first=batch_first, enforce_sorted=enforce_sorted)
+    assert_same_packed(actual, expected)
+    # lengths may also be a NumPy array
+    assert_same_packed(
+        lstm_ref.pack_padded_sequence(
+            x, np.array(lengths), batch_first=batch_first, enforce_sorted=enforce_sorted
+        ),
+        expected,
+    )
+    for total_length, padding_value in [(None, 0.0), (max(lengths) + 2, -7.5)]:
+        t_padded, t_lengths = rnn_utils.pad_packed_sequence(
+            expected, batch_first=batch_first, padding_value=padding_value, total_length=total_length
+        )
+        r_padded, r_lengths = lstm_ref.pad_packed_sequence(
+            actual, batch_first=batch_first, padding_value=padding_value, total_length=total_length
+        )
+        np.testing.assert_array_equal(r_padded, to_numpy(t_padded))
+        assert r_padded.shape == tuple(t_padded.shape) and r_padded.dtype == to_numpy(t_padded).dtype
+        np.testing.assert_array_equal(r_lengths, t_lengths.numpy())
+
+
+@pytest.mark.parametrize("enforce_sorted", [True, False])
+@pytest.mark.parametrize("lname", list(LENGTH_SETS))
+def test_pack_sequence_and_pad_sequence_match_torch(lname: str, enforce_sorted: bool) -> None:
+    lengths = LENGTH_SETS[lname]
+    if enforce_sorted and not is_sorted(lengths):
+        pytest.skip("unsorted lengths with enforce_sorted is an error case (test_errors)")
+    rng = np.random.default_rng(0)
+    seqs = [random_array(rng, (n, 3), "float32") for n in lengths]
+    expected = rnn_utils.pack_sequence([torch.from_numpy(s) for s in seqs], enforce_sorted=enforce_sorted)
+    assert_same_packed(lstm_ref.pack_sequence(seqs, enforce_sorted=enforce_sorted), expected)
+    for batch_first, padding_value in [(False, 0.0), (True, 2.5)]:
+        t = rnn_utils.pad_sequence(
+            [torch.from_numpy(s) for s in seqs], batch_first=batch_first, padding_value=padding_value
+        )
+        r = lstm_ref.pad_sequence(seqs, batch_first=batch_first, padding_value=padding_value)
+        np.testing.assert_array_equal(r, to_numpy(t))
+        assert r.dtype == np.float32
+
+
+def test_enforce_sorted_gives_no_indices() -> None:
+    packed = lstm_ref.pack_padded_sequence(np.zeros((3, 2, 1)), [3, 2])
+    assert packed.sorted_indices is None and packed.unsorted_indices is None
+
+
+# --- packed LSTM --------------------------------------------------------------------------------
+
+LSTM_CASES = [
+    pytest.param(
+        dtype,
+        proj,
+        lname,
+        enforce,
+        hx,
+        id=f"{dtype}-proj{proj}-{lname}-{'enforce' if enforce else 'free'}-{'hx' if hx else 'nohx'}",
+    )
+    for dtype, proj, lname, enforce, hx in itertools.product(
+        ["float32", "float64"],
+        [0, 2],
+        ["single", "torch-test-1", "torch-test-2", "unsorted-ties"],
+        [True, False],
+        [False, True],
+    )
+    if is_sorted(LENGTH_SETS[lname]) or not enforce
+]
+
+
+@pytest.mark.parametrize(("dtype", "proj_size", "lname", "enforce_sorted", "with_hx"), LSTM_CASES)
+def test_packed_sequence_equals_independent_runs(
+    dtype: str, proj_size: int, lname: str, enforce_sorted: bool, with_hx: bool
+) -> None:
+    """torch's test_variable_sequence: every sequence of a packed batch equals torch run on that
+    sequence alone (its own prefix, its own hx column); padded positions are exactly zero."""
+    lengths = LENGTH_SETS[lname]
+    torch.manual_seed(0)
+    module = torch.nn.LSTM(3, 4, 2, bidirectional=True, proj_size=proj_size, dtype=torch_dtype(dtype)).eval()
+    ref = lstm_ref.LSTM.from_torch(module)
+    rng = np.random.default_rng(1)
+    x = random_array(rng, (max(lengths), len(lengths), 3), dtype)
+    h_out = proj_size or 4
+    hx = (
+        (random_array(rng, (4, len(lengths), h_out), dtype), random_array(rng, (4, len(lengths), 4), dtype))
+        if with_hx
+        else None
+    )
+    packed = lstm_ref.pack_padded_sequence(x, lengths, enforce_sorted=enforce_sorted)
+    out, (h_n, c_n) = ref(packed, hx)
+    padded, out_lengths = lstm_ref.pad_packed_sequence(out)
+    np.testing.assert_array_equal(out_lengths, lengths)
+    for b, n in enumerate(lengths):
+        state = (
+            None if hx is None else tuple(torch.from_numpy(np.ascontiguousarray(s[:, b : b + 1])) for s in hx)
+        )
+        with torch.no_grad():
+            t_out, (t_h, t_c) = module(torch.from_numpy(np.ascontiguousarray(x[:n, b : b + 1])), state)
+        assert_close(padded[:n, b : b + 1], t_out, what=f"output of sequence {b}")
+        assert_close(h_n[:, b : b + 1], t_h, what=f"h_n of sequence {b}")
+        assert_close(c_n[:, b : b + 1], t_c, what=f"c_n of sequence {b}")
+        assert np.all(padded[n:, b] == 0)
+
+
+def test_packed_data_rows_follow_batch_sizes() -> None:
+    """An independent check of the layout: row r of data is (t, sorted slot b) in packed order."""
+    lengths = [2, 5, 1, 3, 3]
+    x = np.arange(5 * 5, dtype=np.float64).reshape(5, 5, 1)
+    packed = lstm_ref.pack_padded_sequence(x, lengths, enforce_sorted=False)
+    order = sorted(range(5), key=lambda b: -lengths[b])  # stable, longest first
+    rows = [x[t, b, 0] for t in range(5) for b in order if lengths[b] > t]
+    np.testing.assert_array_equal(packed.data[:, 0], rows)
+    np.testing.assert_array_equal(packed.sorted_indices, order)
