@@ -21,7 +21,7 @@ from conformance.tolerances import GRADIENT, gradient_error, gradient_tolerance
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
 
-L, N, I, H = 5, 3, 4, 6  # sequence length, batch, input size, hidden size
+L, N, IN, H = 5, 3, 4, 6  # sequence length, batch, input size, hidden size
 LENGTHS = [5, 2, 4]  # packed cases: unsorted on purpose
 
 
@@ -100,7 +100,7 @@ def build(case: Case) -> Problem:
     torch.manual_seed(case.seed)
     dtype = _torch_dtype(case.dtype)
     module = torch.nn.LSTM(
-        I,
+        IN,
         case.hidden,
         num_layers=case.layers,
         bias=case.bias,
@@ -119,14 +119,14 @@ def build(case: Case) -> Problem:
     c0 = _randn((d * case.layers, *state_batch, case.hidden), dtype).requires_grad_()
     leaves: list[Any] = []
     if case.form == "unbatched":
-        x = _randn((L, I), dtype).requires_grad_()
+        x = _randn((L, IN), dtype).requires_grad_()
         torch_input: Any = x
         numpy_input: Any = x.detach().numpy()
     elif case.form == "dense":
-        x = _randn((N, L, I) if case.batch_first else (L, N, I), dtype).requires_grad_()
+        x = _randn((N, L, IN) if case.batch_first else (L, N, IN), dtype).requires_grad_()
         torch_input, numpy_input = x, x.detach().numpy()
     else:
-        padded = _randn((L, N, I), dtype)
+        padded = _randn((L, N, IN), dtype)
         lengths = sorted(LENGTHS, reverse=True) if case.form == "packed_sorted" else LENGTHS
         packed = torch.nn.utils.rnn.pack_padded_sequence(
             padded, torch.tensor(lengths), enforce_sorted=case.form == "packed_sorted"
@@ -205,6 +205,9 @@ def test_hx_none_gives_zero_state_grads_shaped_like_torch() -> None:
         p = build(case)
         expected, (g_out, g_h, g_c) = torch_grads(p, case)
         actual = p.model.vjp(p.numpy_input, None, g_out, g_h, g_c)
+        assert first_failure(actual, expected, case.dtype) is None, first_failure(
+            actual, expected, case.dtype
+        )
         assert actual["h0"].shape == shape
         assert actual["c0"].shape == (*shape[:-1], H)
         # with hx=None torch's h0 is zeros: compare with the grads taken at explicit zeros
@@ -312,8 +315,8 @@ def test_vjp_matches_finite_differences(case: Case) -> None:
 
 
 def test_train_mode_dropout_without_masks_raises() -> None:
-    model = lstm_ref.LSTM(I, H, num_layers=2, dropout=0.5, dtype=np.float64, seed=0)
-    x = np.random.default_rng(0).standard_normal((L, N, I))
+    model = lstm_ref.LSTM(IN, H, num_layers=2, dropout=0.5, dtype=np.float64, seed=0)
+    x = np.random.default_rng(0).standard_normal((L, N, IN))
     g = np.zeros((L, N, H))
     with pytest.raises(ValueError, match="dropout_masks"):
         model.vjp(x, None, g)
@@ -333,8 +336,8 @@ def test_dropout_without_random_draw_needs_no_masks(p: float) -> None:
 
 
 def test_grad_shape_mismatch_is_a_clear_error() -> None:
-    model = lstm_ref.LSTM(I, H, dtype=np.float64, seed=0)
-    x = np.zeros((L, N, I))
+    model = lstm_ref.LSTM(IN, H, dtype=np.float64, seed=0)
+    x = np.zeros((L, N, IN))
     with pytest.raises(ValueError, match="grad_output"):
         model.vjp(x, None, np.zeros((L, N, H + 1)))
     with pytest.raises(ValueError, match="grad_h_n"):
