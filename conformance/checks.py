@@ -235,7 +235,10 @@ def _locate_gate(ctx: Context, model: Any, x: Any, hx: Any, layer: int) -> str:
     elif case.batch_first:
         xs, out_exp = np.swapaxes(xs, 0, 1), np.swapaxes(out_exp, 0, 1)
     steps = xs.shape[0]
-    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    def sig(z: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return 1 / (1 + np.exp(-z))  # type: ignore[no-any-return]
+
     tol = ctx.tol
     for direction in range(d):
         sfx = f"_l{layer}" + ("_reverse" if direction else "")

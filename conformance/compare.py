@@ -118,7 +118,8 @@ def compare(actual: object, expected: np.ndarray, tol: Tolerance, what: str, lay
     max_abs, worst = float(diff.max()), float(ratio.max())
     if worst > 1:
         ix = _first_bad(ratio > 1, layout)
-        rel = diff / np.maximum(np.abs(e128).real, np.finfo(np.float64).tiny)
+        mag = np.abs(e128).real
+        rel = np.where(mag > 0, diff / np.where(mag > 0, mag, 1), 0)
         raise Divergence(
             f"{what} diverges first at {layout.describe(ix)}: got {a[ix]}, expected {e[ix]}; "
             f"over the tensor max abs err {max_abs:.3e}, max rel err {float(np.where(finite, rel, 0).max()):.3e}, "

@@ -8,6 +8,8 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import json
+import os
+import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -95,6 +97,8 @@ def load_impl(spec: str) -> Impl:
     if ":" not in target:
         raise SystemExit(f"--impl {spec!r}: expected MODULE:ATTR (e.g. lstm_ref:LSTM) or 'torch'")
     module_name, attr = target.split(":", 1)
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m`: modules in the current directory import
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

@@ -58,15 +58,20 @@ def drift_tolerance(dtype: object) -> Tolerance:
 #     max|actual - expected| <= rtol * max|expected| + atol          (gradient_close)
 # because a gradient entry near zero carries the absolute rounding error of the long sum
 # that produced it, so an elementwise rtol is meaningless there.
-# How measured: tests/test_gradients.py's option matrix (1-3 layers, bidirectional, proj,
-# bias, batch_first, unbatched, packed sorted/unsorted, replayed dropout masks; L=5 N=3 I=4
-# H=6) and L=50 N=8 I=16 H=64 / L=100 N=32 I=128 H=256 runs; the worst scaled error seen per
-# dtype, times a margin of about 10.
+# How measured (lstm_ref's LSTM.vjp vs torch 2.13.0 CPU autograd, worst over tensors and
+# cases): tests/test_gradients.py's option matrix (1-3 layers, bidirectional, proj, bias,
+# batch_first, unbatched, packed sorted/unsorted, replayed dropout; L=5 N=3 I=4 H=6) plus
+# L=50 N=8 I=16 H=64 runs (3-layer bidirectional; packed proj; dropout), and
+# L=100 N=32 I=128 H=256 float32:
+#   float64 1.9e-15, float32 9.1e-7, complex128 2.7e-13, complex64 1.2e-3.
+# complex64 is that loose because complex sigmoid/tanh amplify rounding (poles): torch's own
+# complex64 gradients differ from a complex128 computation by up to 1.1e-3 on the same cases,
+# as much as lstm_ref's do.  The bounds leave about 10x headroom.
 GRADIENT = {
-    "float32": Tolerance(rtol=2e-5, atol=1e-6),
-    "complex64": Tolerance(rtol=2e-5, atol=1e-6),
+    "float32": Tolerance(rtol=1e-5, atol=1e-7),
+    "complex64": Tolerance(rtol=1e-2, atol=1e-6),
     "float64": Tolerance(rtol=1e-12, atol=1e-14),
-    "complex128": Tolerance(rtol=1e-12, atol=1e-14),
+    "complex128": Tolerance(rtol=3e-12, atol=1e-14),
 }
 
 

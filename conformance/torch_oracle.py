@@ -9,7 +9,8 @@ writer (``lstm-conformance regen``) stores its result, the live oracle compares 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -39,6 +40,22 @@ def torch_available() -> str | None:
     except Exception as exc:  # ImportError, or a broken install
         return f"torch is not importable ({type(exc).__name__}: {exc})"
     return None
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """torch on one intra-op thread while the suite runs it: these problems are tiny, and on a
+    busy machine a second thread makes a 1000-step run 10-100x slower. Restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    if before != 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if before != 1:
+            torch.set_num_threads(before)
 
 
 def _tdtype(name: str) -> Any:
@@ -134,7 +151,7 @@ def expected_from_torch(case: Case) -> dict[str, np.ndarray]:
     """Inputs and torch's outputs for ``case`` (the content of one fixture file)."""
     import warnings
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), one_thread():
         # "LSTM with projections is not supported with oneDNN", "dropout ... num_layers=1"
         warnings.simplefilter("ignore", UserWarning)
         return _expected_from_torch(case)
@@ -300,7 +317,7 @@ class TorchLSTM:
         m = self.module
         x = _to_torch_input(input)
         t_hx = None if hx is None else _to_torch_hx(hx)
-        with torch.no_grad():
+        with torch.no_grad(), one_thread():
             p, layers = float(m.dropout), int(m.num_layers)
             if dropout_masks is not None and m.training and 0 < p < 1 and layers > 1:
                 if torch.is_complex(next(m.parameters())):
