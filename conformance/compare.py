@@ -119,7 +119,8 @@ def compare(actual: object, expected: np.ndarray, tol: Tolerance, what: str, lay
     if worst > 1:
         ix = _first_bad(ratio > 1, layout)
         mag = np.abs(e128).real
-        rel = np.where(mag > 0, diff / np.where(mag > 0, mag, 1), 0)
+        with np.errstate(over="ignore", invalid="ignore"):
+            rel = np.where(mag > 0, diff / np.where(mag > 0, mag, 1), 0)
         raise Divergence(
             f"{what} diverges first at {layout.describe(ix)}: got {a[ix]}, expected {e[ix]}; "
             f"over the tensor max abs err {max_abs:.3e}, max rel err {float(np.where(finite, rel, 0).max()):.3e}, "

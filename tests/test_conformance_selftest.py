@@ -1,0 +1,277 @@
+"""The conformance suite, tested: it passes lstm_ref and torch, fails every deliberately broken
+implementation (on the row that should catch it), skips what an implementation declares
+unsupported, works without torch, and treats bad fixtures as errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from conformance import cli, fixtures, runner
+from conformance.cases import FACTORS, all_cases, pairwise
+from tests import broken_impls
+
+ROOT = Path(__file__).resolve().parent.parent
+BLOCK_TORCH = "import sys; sys.modules['torch'] = None; from conformance.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def _has_torch() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+needs_torch = pytest.mark.skipif(not _has_torch(), reason="torch not installed")
+
+
+def run_cli(*args: str, block_torch: bool = False) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-c", BLOCK_TORCH] if block_torch else [sys.executable, "-m", "conformance"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([*cmd, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def table_of(impl_spec: str, oracle: str = "fixtures") -> dict[str, runner.Row]:
+    impl = runner.load_impl(impl_spec)
+    results = runner.run_all(runner.jobs_for(impl, runner.make_oracles(oracle)))
+    return {r.feature: r for r in runner.table(results, impl)}
+
+
+# -- broken implementations are caught -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(broken_impls.BROKEN))
+def test_broken_implementation_is_caught(name: str) -> None:
+    rows = table_of(f"tests.broken_impls:{name}")
+    failing = sorted(f for f, r in rows.items() if r.status == "FAIL")
+    for row in broken_impls.BROKEN[name]:
+        assert row in failing, f"{name}: row {row!r} should fail; failing rows: {failing}"
+
+
+@pytest.mark.parametrize(
+    ("name", "oracle"),
+    [("WrongGateOrder", "both"), ("PaddingRunThrough", "fixtures"), ("DropoutAfterLastLayer", "fixtures")],
+)
+def test_cli_fails_broken_implementation(name: str, oracle: str, tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    proc = run_cli("--impl", f"tests.broken_impls:{name}", "--oracle", oracle, "--report", str(report))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "-> FAIL" in proc.stdout
+    assert f"rerun: lstm-conformance --impl tests.broken_impls:{name} --case " in proc.stdout
+    data = json.loads(report.read_text())
+    assert data["passed"] is False
+    failing = {row["feature"] for row in data["table"] if row["status"] == "FAIL"}
+    assert set(broken_impls.BROKEN[name]) <= failing
+
+
+def test_failure_message_locates_layer_direction_step_and_gate() -> None:
+    impl = runner.load_impl("tests.broken_impls:WrongGateOrder")
+    results = runner.run_all(runner.jobs_for(impl, runner.make_oracles("fixtures"), pattern="L3-bi-bf-p3-*"))
+    forward = next(r for r in results if r.check == "forward" and r.status == "fail")
+    assert "diverges first at" in forward.message and "time step" in forward.message
+    assert "layer 0 diverges" in forward.message
+    assert "tolerance rtol=" in forward.message
+    gate = next(r for r in results if r.check == "forward" and "gate/state" in r.message)
+    assert "gate/state 'f'" in gate.message or "gate/state 'g'" in gate.message
+    assert forward.rerun.startswith("lstm-conformance --impl tests.broken_impls:WrongGateOrder --case L3-bi-bf-p3-")
+
+
+def test_stacking_bug_is_located_between_layers() -> None:
+    impl = runner.load_impl("tests.broken_impls:DropoutNotScaled")
+    results = runner.run_all(runner.jobs_for(impl, runner.make_oracles("fixtures"), pattern="dropout-replay-*"))
+    forward = next(r for r in results if r.check == "forward" and r.status == "fail")
+    assert "Every layer matches when run alone" in forward.message
+
+
+# -- correct implementations pass ----------------------------------------------------------------
+
+
+def test_lstm_ref_passes_every_row_in_process() -> None:
+    rows = table_of("lstm_ref:LSTM", "fixtures")
+    assert all(r.status != "FAIL" for r in rows.values()), {f: r.notes for f, r in rows.items()}
+    assert rows["whole_sequence"].passed > 40 and rows["errors"].passed == 35
+
+
+@needs_torch
+def test_cli_lstm_ref_passes_with_both_oracles(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    proc = run_cli("--report", str(report))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data = json.loads(report.read_text())
+    assert data["passed"] and data["oracles"] == {"fixtures": "on", "torch": "on"}
+    rows = {row["feature"]: row for row in data["table"]}
+    assert all(row["status"] == "pass" for row in rows.values()), [r for r in rows.values() if r["status"] != "pass"]
+
+
+@needs_torch
+def test_cli_torch_adapter_passes_against_fixtures() -> None:
+    proc = run_cli("--impl", "torch", "--oracle", "fixtures")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def test_cli_without_torch_uses_fixtures_only(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    proc = run_cli("--report", str(report), block_torch=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data = json.loads(report.read_text())
+    assert data["oracles"]["fixtures"] == "on"
+    assert data["oracles"]["torch"].startswith("torch is not importable")
+    skipped = [r for r in data["results"] if r["status"] == "skip"]
+    assert skipped and all(r["oracle"] == "torch" for r in skipped)
+    assert "torch is not importable" in proc.stdout
+
+
+def test_cli_without_torch_still_catches_bugs() -> None:
+    proc = run_cli("--impl", "tests.broken_impls:DirectionsSwapped", block_torch=True)
+    assert proc.returncode == 1
+
+
+def test_impl_torch_without_torch_is_a_clear_error() -> None:
+    proc = run_cli("--impl", "torch", block_torch=True)
+    assert proc.returncode != 0 and "torch is not importable" in proc.stderr
+    proc = run_cli("regen", "--check", block_torch=True)
+    assert proc.returncode == 2 and "needs torch" in proc.stderr
+
+
+# -- declared capabilities -------------------------------------------------------------------------
+
+
+def test_declared_unsupported_is_skipped_with_reason_not_passed() -> None:
+    rows = table_of("tests.broken_impls:PackedDeclaredUnsupported")
+    for row in ("packed_sorted", "packed_unsorted"):
+        assert rows[row].status == "skipped" and rows[row].passed == 0
+        assert any("no PackedSequence support yet" in n for n in rows[row].notes)
+    assert all(r.status != "FAIL" for r in rows.values())
+
+
+class _UnknownFeature(broken_impls.lstm_ref.LSTM):
+    conformance_unsupported = {"packing": "typo"}  # noqa: RUF012
+
+
+def test_unknown_declared_feature_is_an_error() -> None:
+    with pytest.raises(SystemExit, match="unknown feature 'packing'"):
+        runner.load_impl("tests.test_conformance_selftest:_UnknownFeature")
+
+
+def test_bad_impl_spec_is_a_clear_error() -> None:
+    with pytest.raises(SystemExit, match="MODULE:ATTR"):
+        runner.load_impl("numpy")  # a bare module is not an implementation
+    with pytest.raises(SystemExit, match="cannot import"):
+        runner.load_impl("no_such_module:LSTM")
+
+
+# -- fixtures ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fixture_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "fixtures"
+    shutil.copytree(fixtures.FIXTURES_DIR, target)
+    return target
+
+
+def _cli_in_process(capsys: Any, *args: str) -> tuple[int, str]:
+    code = cli.main(list(args))
+    return code, capsys.readouterr().out
+
+
+def test_corrupted_fixture_fails_naming_the_file(fixture_copy: Path, capsys: Any) -> None:
+    victim = fixture_copy / "cases" / "probe-gate_f.npz"
+    blob = bytearray(victim.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    victim.write_bytes(bytes(blob))
+    code, out = _cli_in_process(capsys, "--oracle", "fixtures", "--fixtures", str(fixture_copy), "--case", "probe-gate_f")
+    assert code == 1
+    assert "probe-gate_f.npz" in out and "sha256" in out
+
+
+def test_missing_fixture_fails_naming_the_file(fixture_copy: Path, capsys: Any) -> None:
+    (fixture_copy / "cases" / "edge-batch0.npz").unlink()
+    code, out = _cli_in_process(capsys, "--oracle", "fixtures", "--fixtures", str(fixture_copy), "--case", "edge-batch0")
+    assert code == 1 and "edge-batch0.npz" in out and "missing" in out
+
+
+def test_missing_manifest_fails(fixture_copy: Path, capsys: Any) -> None:
+    (fixture_copy / "manifest.json").unlink()
+    code, out = _cli_in_process(capsys, "--oracle", "fixtures", "--fixtures", str(fixture_copy), "--case", "L1-*")
+    assert code == 1 and "manifest.json" in out and "lstm-conformance regen" in out
+
+
+def test_case_dropped_from_manifest_fails(fixture_copy: Path, capsys: Any) -> None:
+    manifest = json.loads((fixture_copy / "manifest.json").read_text())
+    del manifest["cases"]["edge-one-step"]
+    (fixture_copy / "manifest.json").write_text(json.dumps(manifest))
+    code, out = _cli_in_process(capsys, "--oracle", "fixtures", "--fixtures", str(fixture_copy), "--case", "edge-one-step")
+    assert code == 1 and "missing from" in out
+
+
+def test_manifest_lists_every_default_case_with_provenance() -> None:
+    manifest = fixtures.FixtureStore().manifest
+    assert set(manifest["cases"]) == {c.id for c in all_cases()}
+    assert manifest["generated_by"] == "lstm-conformance regen"
+    assert {"torch", "numpy"} <= set(manifest["versions"])
+    for entry in manifest["cases"].values():
+        assert len(entry["sha256"]) == 64 and entry["file"].endswith(".npz")
+    total = sum(p.stat().st_size for p in fixtures.FIXTURES_DIR.rglob("*") if p.is_file())
+    assert total < 3_000_000, f"fixtures are {total / 1e6:.1f} MB"
+
+
+def test_npz_writer_is_deterministic_and_pickle_free() -> None:
+    arrays = {"w.a": np.arange(6.0).reshape(2, 3), "mask_0": np.array([True, False]), "error": np.array("X")}
+    first, second = fixtures.npz_bytes(arrays), fixtures.npz_bytes(dict(arrays))
+    assert first == second
+    back = fixtures.read_npz_bytes(first, "mem")
+    assert list(back) == list(arrays) and all(np.array_equal(back[k], arrays[k]) for k in arrays)
+
+
+def test_drift_is_reported_per_case_and_array(fixture_copy: Path) -> None:
+    store = fixtures.FixtureStore(fixture_copy)
+    manifest = json.loads(json.dumps(store.manifest))
+    files = {e["file"]: (fixture_copy / e["file"]).read_bytes() for e in manifest["cases"].values()}
+    assert fixtures.drift(store, manifest, files) == []
+    entry = manifest["cases"]["probe-gate_i"]
+    arrays = fixtures.read_npz_bytes(files[entry["file"]], "x")
+    arrays["h_n"] = arrays["h_n"] + 1e-6
+    files[entry["file"]] = fixtures.npz_bytes(arrays)
+    entry["sha256"] = fixtures.sha256(files[entry["file"]])
+    problems = fixtures.drift(store, manifest, files)
+    assert len(problems) == 1 and problems[0].startswith("probe-gate_i/h_n: max abs drift 1.000e-06 (beyond")
+
+
+@needs_torch
+def test_regeneration_is_byte_identical_for_a_sample() -> None:
+    sample = [c for c in all_cases() if c.id in {"probe-gate_o", "dropout-replay-f32-bf", "L1-uni-batched-nohx-f32-eval"}]
+    _, files = fixtures.build(sample, {})
+    for case in sample:
+        rel = fixtures.case_file(case.id)
+        assert files[rel] == (fixtures.FIXTURES_DIR / rel).read_bytes(), f"{rel} drifted from live torch"
+
+
+# -- cases ---------------------------------------------------------------------------------------
+
+
+def test_pairwise_covers_every_pair_and_is_small() -> None:
+    rows = pairwise(FACTORS)
+    names = list(FACTORS)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            seen = {(r[a], r[b]) for r in rows}
+            assert seen == {(x, y) for x in FACTORS[a] for y in FACTORS[b]}, (a, b)
+    assert len(rows) <= 24
+    assert pairwise(FACTORS) == rows  # deterministic
+
+
+def test_case_ids_are_unique_and_seeds_stable() -> None:
+    cases = all_cases(full=True)
+    assert len({c.id for c in cases}) == len(cases) >= 3072
+    probe = next(c for c in all_cases() if c.id == "probe-gate_i")
+    assert probe.seed == probe.seed and np.array_equal(probe.make_data()["x"], probe.make_data()["x"])
