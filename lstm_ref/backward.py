@@ -149,23 +149,24 @@ class _Factors:
 def _local_factors(tape: _Tape, c_prev: np.ndarray) -> _Factors:
     hidden = tape.c.shape[1]
     gates = tape.gates
-    i, f, o, g = (gates[:, k * hidden : (k + 1) * hidden] for k in range(4))
-    tanh_c = np.tanh(tape.c)
+    i, f, o, g = (gates[:, j * hidden : (j + 1) * hidden] for j in range(4))
     k = np.empty_like(gates)
-    # sigmoid rows are negated in the prepared layout: d a / d(-z) = -a(1-a) = a(a-1)
-    sigmoid = gates[:, : 3 * hidden]
-    np.multiply(sigmoid, sigmoid - 1, out=k[:, : 3 * hidden])
+    # sigmoid rows are negated in the prepared layout: d a / d(-z) = -a(1-a) = (a-1)a
+    sigmoid, k_sigmoid = gates[:, : 3 * hidden], k[:, : 3 * hidden]
+    np.subtract(sigmoid, 1, out=k_sigmoid)
+    k_sigmoid *= sigmoid
     k[:, :hidden] *= g
     k[:, hidden : 2 * hidden] *= c_prev
-    k[:, 2 * hidden : 3 * hidden] *= tanh_c
-    np.multiply(g, g, out=k[:, 3 * hidden :])
-    np.subtract(1, k[:, 3 * hidden :], out=k[:, 3 * hidden :])
-    k[:, 3 * hidden :] *= i
-    o_dtanh = tanh_c
-    np.multiply(tanh_c, tanh_c, out=o_dtanh)
+    o_dtanh = np.tanh(tape.c)
+    k[:, 2 * hidden : 3 * hidden] *= o_dtanh
+    k_g = k[:, 3 * hidden :]
+    np.multiply(g, g, out=k_g)  # tanh' = 1 - g^2
+    np.subtract(1, k_g, out=k_g)
+    k_g *= i
+    np.multiply(o_dtanh, o_dtanh, out=o_dtanh)
     np.subtract(1, o_dtanh, out=o_dtanh)
     o_dtanh *= o
-    return _Factors(k, o_dtanh, np.ascontiguousarray(f))
+    return _Factors(k, o_dtanh, f)
 
 
 def _sweep(
