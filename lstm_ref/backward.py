@@ -19,12 +19,12 @@ How it is organised (mirrors ``functional.py``):
    ``dW_ih = dP^T X``, ``dW_hh = dP^T H_prev``, ``dW_hr = dH^T H_cell``,
    ``dX = dP W_ih`` (both directions of a layer in one product).
 
-The sweep works in the *prepared* gate layout (i, f, o, g with the sigmoid rows
-negated, see ``functional.py``): ``dP`` is the gradient of the prepared
-pre-activation, so ``dh_prev = dP @ w_hh_t.T`` uses the prepared weights as they
-are, and ``_unprepare_gate_rows`` maps weight gradients back to torch's layout
-(the inverse of a signed permutation is its transpose, so it only reorders and
-negates).
+The backward depends on the forward only through ``run_stack``'s documented
+hooks (activated gates in the order i, f, o, g; per-layer outputs), not on its
+internal weight layout: it takes the torch-named parameters, reorders their gate
+blocks to i, f, o, g (``_BackwardWeights``), and ``dP`` is the gradient of the true
+pre-activation ``z`` in that order.  ``_to_torch_gate_rows`` puts weight
+gradients back in torch's i, f, g, o order.
 
 Complex dtypes: torch's autograd returns ``J^H v`` (conjugate Wirtinger
 convention); the LSTM is holomorphic, so that is ``conj(J^T conj(v))``.  We run
@@ -46,21 +46,48 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .functional import TORCH_TO_PREPARED_GATES, DirectionWeights, LayerWeights, StepRecorder, run_stack
+from .functional import StepRecorder, run_stack
 from .packing import PackedSequence
 
 if TYPE_CHECKING:
     from .module import LSTM, _Call
 
-# prepared gate order i, f, o, g -> torch's i, f, g, o (the permutation is its own inverse)
-PREPARED_TO_TORCH_GATES = tuple(TORCH_TO_PREPARED_GATES.index(k) for k in range(4))
+# torch's gate blocks i, f, g, o <-> the recorder's i, f, o, g: swapping the last two
+# blocks, a permutation that is its own inverse.
+_SWAP_G_O = (0, 1, 3, 2)
 
 
-def _unprepare_gate_rows(rows: np.ndarray) -> np.ndarray:
-    """Gradient w.r.t. prepared (4H, ...) rows -> gradient w.r.t. torch's rows."""
+def _to_torch_gate_rows(rows: np.ndarray) -> np.ndarray:
+    """(4H, ...) gate blocks i, f, o, g <-> torch's i, f, g, o (either way)."""
     blocks = np.split(rows, 4, axis=0)
-    signed = [-blocks[0], -blocks[1], -blocks[2], blocks[3]]  # i, f, o, g
-    return np.concatenate([signed[k] for k in PREPARED_TO_TORCH_GATES], axis=0)
+    return np.ascontiguousarray(np.concatenate([blocks[k] for k in _SWAP_G_O], axis=0))
+
+
+@dataclass(frozen=True)
+class _BackwardWeights:
+    """One direction's weights as the backward multiplies by them (gates i, f, o, g)."""
+
+    w_hh: np.ndarray  # (4H, H_out): dh_prev = dP @ w_hh
+    w_hr: np.ndarray | None  # (proj, H): dh_cell = dh @ w_hr
+
+
+def _backward_weights(m: LSTM) -> tuple[list[list[_BackwardWeights]], list[np.ndarray]]:
+    """Per layer and direction ``_BackwardWeights``; per layer W_ih of all directions (D*4H, F)."""
+    params = m._params
+    directions, w_ih = [], []
+    for layer in range(int(m.num_layers)):
+        sfxs = [f"_l{layer}" + ("_reverse" if d else "") for d in range(m.num_directions)]
+        directions.append(
+            [
+                _BackwardWeights(
+                    _to_torch_gate_rows(params["weight_hh" + sfx]),
+                    params["weight_hr" + sfx] if m.proj_size else None,
+                )
+                for sfx in sfxs
+            ]
+        )
+        w_ih.append(np.concatenate([_to_torch_gate_rows(params["weight_ih" + sfx]) for sfx in sfxs]))
+    return directions, w_ih
 
 
 # -- forward with a tape ----------------------------------------------------------
@@ -70,7 +97,7 @@ def _unprepare_gate_rows(rows: np.ndarray) -> np.ndarray:
 class _Tape:
     """What one direction's backward needs, per packed row."""
 
-    gates: np.ndarray  # (S, 4H) activated, prepared order i, f, o, g
+    gates: np.ndarray  # (S, 4H) activated, in the recorder's order i, f, o, g
     c: np.ndarray  # (S, H) cell state after the step
     h_cell: np.ndarray | None  # (S, H) o*tanh(c) before projection, only when projecting
 
@@ -151,9 +178,8 @@ def _local_factors(tape: _Tape, c_prev: np.ndarray) -> _Factors:
     gates = tape.gates
     i, f, o, g = (gates[:, j * hidden : (j + 1) * hidden] for j in range(4))
     k = np.empty_like(gates)
-    # sigmoid rows are negated in the prepared layout: d a / d(-z) = -a(1-a) = (a-1)a
     sigmoid, k_sigmoid = gates[:, : 3 * hidden], k[:, : 3 * hidden]
-    np.subtract(sigmoid, 1, out=k_sigmoid)
+    np.subtract(1, sigmoid, out=k_sigmoid)  # sigmoid' = a(1-a)
     k_sigmoid *= sigmoid
     k[:, :hidden] *= g
     k[:, hidden : 2 * hidden] *= c_prev
@@ -171,7 +197,7 @@ def _local_factors(tape: _Tape, c_prev: np.ndarray) -> _Factors:
 
 def _sweep(
     factors: _Factors,
-    weights: DirectionWeights,
+    weights: _BackwardWeights,
     batch_sizes: np.ndarray,
     reverse: bool,
     grad_out: np.ndarray,
@@ -186,13 +212,12 @@ def _sweep(
     grad_out: (S, H_out) upstream gradient of the direction's per-row output.
     dh, dc: (B, H_out), (B, H) hold the gradient of h_n, c_n on entry and of
     h0, c0 on return.
-    d_gates: (S, 4H) receives dP, the gradient of the prepared pre-activation;
+    d_gates: (S, 4H) receives dP, the gradient of the pre-activation (i, f, o, g);
     d_gates4 is the same memory viewed (S, 4, H).
     d_h_out: (S, H_out) receives the gradient of each row's h, when projecting.
     """
     hidden = dc.shape[1]
-    w_hh = weights.w_hh_t.T
-    w_hr = None if weights.w_hr_t is None else weights.w_hr_t.T
+    w_hh, w_hr = weights.w_hh, weights.w_hr
     batch = dc.shape[0]
     dh_cell_buffer = np.empty((batch, hidden), dtype=dc.dtype)
     dc_buffer = np.empty((batch, hidden), dtype=dc.dtype)
@@ -232,7 +257,8 @@ def _layer_backward(
     m: LSTM,
     call: _Call,
     index: int,
-    layer: LayerWeights,
+    weights_by_direction: list[_BackwardWeights],
+    w_ih: np.ndarray,
     fwd: _Forward,
     grad_out: np.ndarray,
     d_h0: np.ndarray,
@@ -245,10 +271,10 @@ def _layer_backward(
     gradient of this layer's h_n, c_n on entry and of its h0, c0 on return.
     """
     rows, hidden, h_out = call.data.shape[0], m.hidden_size, m.output_hidden_size
-    num_directions = len(layer.directions)
+    num_directions = len(weights_by_direction)
     d_gates = np.empty((rows, num_directions * 4 * hidden), dtype=m.dtype)
     layer_output = fwd.layer_outputs[index]
-    for direction, weights in enumerate(layer.directions):
+    for direction, weights in enumerate(weights_by_direction):
         k = index * num_directions + direction
         reverse = direction == 1
         tape = fwd.tapes[index, direction]
@@ -259,7 +285,7 @@ def _layer_backward(
         c_prev = np.concatenate([tape.c, call.c0[k]])[prev]
         d_dir = d_gates[:, direction * 4 * hidden : (direction + 1) * 4 * hidden]
         d_dir4 = d_gates.reshape(rows, num_directions, 4, hidden)[:, direction]  # a view: contiguous
-        d_h_out = np.empty((rows, h_out), dtype=m.dtype) if weights.w_hr_t is not None else None
+        d_h_out = np.empty((rows, h_out), dtype=m.dtype) if weights.w_hr is not None else None
         _sweep(
             _local_factors(tape, c_prev),
             weights,
@@ -273,9 +299,9 @@ def _layer_backward(
             d_h_out,
         )
         sfx = f"_l{index}" + ("_reverse" if reverse else "")
-        grads["weight_hh" + sfx] = _unprepare_gate_rows(d_dir.T @ h_prev)
-        if layer.bias is not None:
-            d_bias = _unprepare_gate_rows(d_dir.sum(axis=0))
+        grads["weight_hh" + sfx] = _to_torch_gate_rows(d_dir.T @ h_prev)
+        if m.bias:
+            d_bias = _to_torch_gate_rows(d_dir.sum(axis=0))
             grads["bias_ih" + sfx] = d_bias
             grads["bias_hh" + sfx] = d_bias.copy()
         if d_h_out is not None:
@@ -283,8 +309,8 @@ def _layer_backward(
             grads["weight_hr" + sfx] = d_h_out.T @ tape.h_cell
     d_w_ih = d_gates.T @ fwd.layer_inputs[index]
     for direction, part in enumerate(np.split(d_w_ih, num_directions, axis=0)):
-        grads[f"weight_ih_l{index}" + ("_reverse" if direction else "")] = _unprepare_gate_rows(part)
-    d_input: np.ndarray = d_gates @ layer.w_ih_t.T
+        grads[f"weight_ih_l{index}" + ("_reverse" if direction else "")] = _to_torch_gate_rows(part)
+    d_input: np.ndarray = d_gates @ w_ih
     return d_input
 
 
@@ -303,11 +329,14 @@ def stack_backward(
     call.data, parameter grads by name).
     """
     fwd = _forward(m, call, noise)
+    directions, w_ih = _backward_weights(m)
     grads: dict[str, np.ndarray] = {}
     grad_layer_output = grad_output
     d_input = grad_output
-    for index in range(len(m._layers) - 1, -1, -1):
-        d_input = _layer_backward(m, call, index, m._layers[index], fwd, grad_layer_output, d_h, d_c, grads)
+    for index in range(int(m.num_layers) - 1, -1, -1):
+        d_input = _layer_backward(
+            m, call, index, directions[index], w_ih[index], fwd, grad_layer_output, d_h, d_c, grads
+        )
         if index > 0:
             grad_layer_output = d_input if noise is None else d_input * noise[index - 1]
     return d_input, grads
