@@ -85,7 +85,10 @@ def pack_padded_sequence(
         sorted_indices = None
         unsorted_indices = None
     else:
-        # torch.sort(descending=True) on CPU keeps ties in their original order.
+        # Ties keep their original order (a stable sort).  torch uses the unstable
+        # torch.sort(descending=True): same order for up to 16 sequences, but beyond that it
+        # may order tied lengths differently (torch 2.13 CPU).  Per-sequence results, h_n/c_n
+        # (original order) and unpacked outputs do not depend on the order among ties.
         sorted_indices = np.argsort(-lengths_arr, kind="stable").astype(np.int64)
         unsorted_indices = invert_permutation(sorted_indices)
         lengths_arr = lengths_arr[sorted_indices]

@@ -185,3 +185,52 @@ def test_packed_data_rows_follow_batch_sizes() -> None:
     rows = [x[t, b, 0] for t in range(5) for b in order if lengths[b] > t]
     np.testing.assert_array_equal(packed.data[:, 0], rows)
     np.testing.assert_array_equal(packed.sorted_indices, order)
+
+
+# --- many tied lengths: torch's unstable sort ----------------------------------------------------
+
+MANY_TIES = np.random.default_rng(0).integers(1, 5, 40).tolist()  # 40 sequences, lengths 1..4
+
+
+def test_many_ties_packing_is_stable_and_equivalent_to_torch() -> None:
+    """Beyond 16 sequences torch's unstable sort may order tied lengths differently from
+    lstm_ref's stable order (a documented difference); everything observable after unpacking
+    is the same."""
+    x = padded_input(MANY_TIES, (3,), False)
+    t = rnn_utils.pack_padded_sequence(torch.from_numpy(x), MANY_TIES, enforce_sorted=False)
+    r = lstm_ref.pack_padded_sequence(x, MANY_TIES, enforce_sorted=False)
+    lengths = np.array(MANY_TIES)
+    stable = sorted(range(len(MANY_TIES)), key=lambda b: -MANY_TIES[b])  # Python's sort is stable
+    np.testing.assert_array_equal(r.sorted_indices, stable)
+    np.testing.assert_array_equal(r.unsorted_indices, np.argsort(stable))
+    np.testing.assert_array_equal(lengths[r.sorted_indices], lengths[t.sorted_indices.numpy()])
+    np.testing.assert_array_equal(r.batch_sizes, t.batch_sizes.numpy())
+    r_padded, r_lengths = lstm_ref.pad_packed_sequence(r)
+    t_padded, t_lengths = rnn_utils.pad_packed_sequence(t)
+    np.testing.assert_array_equal(r_padded, to_numpy(t_padded))
+    np.testing.assert_array_equal(r_lengths, t_lengths.numpy())
+
+
+@pytest.mark.parametrize("packer", ["torch-packed", "lstm_ref-packed"])
+def test_many_ties_lstm_matches_torch(packer: str) -> None:
+    torch.manual_seed(0)
+    module = torch.nn.LSTM(3, 4, 2, bidirectional=True, dtype=torch.float64).eval()
+    ref = lstm_ref.LSTM.from_torch(module)
+    x = padded_input(MANY_TIES, (3,), False)
+    hx = tuple(random_array(np.random.default_rng(9), (4, len(MANY_TIES), 4), "float64") for _ in range(2))
+    t_packed = rnn_utils.pack_padded_sequence(torch.from_numpy(x), MANY_TIES, enforce_sorted=False)
+    with torch.no_grad():
+        t_out, (t_h, t_c) = module(t_packed, tuple(map(torch.from_numpy, hx)))
+    if packer == "torch-packed":  # torch's own slot order, whatever it is
+        r_in = lstm_ref.PackedSequence(
+            to_numpy(t_packed.data),
+            t_packed.batch_sizes.numpy(),
+            t_packed.sorted_indices.numpy(),
+            t_packed.unsorted_indices.numpy(),
+        )
+    else:
+        r_in = lstm_ref.pack_padded_sequence(x, MANY_TIES, enforce_sorted=False)
+    r_out, (h, c) = ref(r_in, hx)
+    assert_close(lstm_ref.pad_packed_sequence(r_out)[0], rnn_utils.pad_packed_sequence(t_out)[0])
+    assert_close(h, t_h)
+    assert_close(c, t_c)
