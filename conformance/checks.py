@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -30,7 +30,7 @@ class Context:
     case: Case
     exp: dict[str, np.ndarray]  # the oracle's arrays (inputs, weights, expected outputs)
     oracle: str
-    extra: dict[str, Any] = field(default_factory=dict)
+    cell: Factory | None = None  # the implementation's LSTMCell, if it has one
 
     @property
     def tol(self) -> Tolerance:
@@ -469,6 +469,36 @@ def check_state_dict(ctx: Context) -> Stat:
     return Stat()
 
 
+class CellMissing(Exception):
+    """The implementation provides no LSTMCell (the cell row is optional)."""
+
+
+def check_cell(ctx: Context) -> Stat:
+    """Stepping the implementation's LSTMCell, with the layer's weights, equals the LSTM."""
+    case, exp = ctx.case, ctx.exp
+    if ctx.cell is None:
+        raise CellMissing("the implementation provides no LSTMCell (set conformance_cell to add one)")
+    w = weights(exp)
+    cell = ctx.cell(case.input_size, case.hidden_size, bias=case.bias, dtype=np.dtype(case.dtype), seed=0)
+    cell.load_state_dict({k.replace("_l0", ""): v for k, v in w.items()})
+    x = exp["x"]
+    if case.form == "unbatched":
+        steps = [x[t] for t in range(case.steps)]
+    else:
+        steps = [x[:, t] if case.batch_first else x[t] for t in range(case.steps)]
+    state = None if "h0" not in exp else (exp["h0"][0].copy(), exp["c0"][0].copy())
+    hs = []
+    for xt in steps:
+        state = cell(xt.copy(), state)
+        hs.append(state[0])
+    axis = 1 if case.batch_first and case.form == "batched" else 0
+    out = np.stack(hs, axis=axis)
+    stat = compare(out, exp["output"], ctx.tol, "LSTMCell steps: output", output_layout(case, exp))
+    rows = Layout("rows")
+    stat = stat.merge(compare(state[0], exp["h_n"][0], ctx.tol, "LSTMCell steps: final h", rows))
+    return stat.merge(compare(state[1], exp["c_n"][0], ctx.tol, "LSTMCell steps: final c", rows))
+
+
 @dataclass(frozen=True)
 class CaseCheck:
     name: str
@@ -483,6 +513,14 @@ def _ok(exp: dict[str, np.ndarray]) -> bool:
 
 
 CASE_CHECKS: list[CaseCheck] = [
+    CaseCheck(
+        "cell",
+        check_cell,
+        lambda c, e: _ok(e) and c.num_layers == 1 and not c.bidirectional and not c.proj_size
+        and c.form in ("batched", "unbatched") and c.batch_size > 0 and c.steps <= 50,
+        lambda c: ("cell",),
+        every_oracle=False,
+    ),
     CaseCheck("forward", check_forward, lambda c, e: True, lambda c: c.features()),
     CaseCheck(
         "stepwise",

@@ -32,7 +32,7 @@ class Stat:
 class Layout:
     """How to name an index of an array: ``kind`` is one of
     time_major (L, N, F), batch_first (N, L, F), unbatched (L, F), packed (S, F),
-    state (layers*D, N, H), state_unbatched (layers*D, H)."""
+    state (layers*D, N, H), state_unbatched (layers*D, H), rows (N, H) or (H,)."""
 
     kind: str
     num_directions: int = 1
@@ -43,6 +43,8 @@ class Layout:
 
     def describe(self, index: tuple[int, ...]) -> str:
         d = self.num_directions
+        if self.kind == "rows":
+            return (f"batch {index[0]}, " if len(index) > 1 else "") + f"unit {index[-1]}"
         direction = lambda k: "forward" if k % d == 0 or d == 1 else "reverse"  # noqa: E731
         if self.kind.startswith("state"):
             k = index[0]

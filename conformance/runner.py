@@ -60,6 +60,7 @@ FEATURES: dict[str, str] = {
     "edge_batch0": "batch of 0",
     "edge_layout": "non-contiguous, Fortran-order and read-only input",
     "random": "random configurations (live torch only)",
+    "cell": "optional LSTMCell: stepping it equals the one-layer LSTM",
 }
 # Declaration aliases: one key standing for several rows.
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -89,6 +90,42 @@ class Impl:
     spec: str
     factory: Callable[..., Any]
     unsupported: dict[str, str] = field(default_factory=dict)  # row -> reason
+    cell: Callable[..., Any] | None = None  # an LSTMCell with lstm_ref.LSTMCell's API, if any
+
+
+def _import(spec: str, what: str) -> Any:
+    module_name, attr = spec.split(":", 1)
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m`: modules in the current directory import
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SystemExit(f"{what} {spec!r}: cannot import {module_name!r}: {exc}") from exc
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise SystemExit(f"{what} {spec!r}: {module_name!r} has no attribute {attr!r}") from None
+    return obj
+
+
+def _cell_for(spec: str, factory: Any) -> Any:
+    """The implementation's LSTMCell: its ``conformance_cell`` attribute (a class or a
+    MODULE:ATTR string); lstm_ref.LSTMCell for lstm_ref.LSTM and its subclasses; torch's for torch."""
+    cell = getattr(factory, "conformance_cell", None)
+    if isinstance(cell, str):
+        return _import(cell, "conformance_cell")
+    if cell is not None:
+        return cell
+    if spec == "torch":
+        from .torch_oracle import TorchLSTMCell
+
+        return TorchLSTMCell
+    import lstm_ref
+
+    if isinstance(factory, type) and issubclass(factory, lstm_ref.LSTM):
+        return lstm_ref.LSTMCell
+    return None
 
 
 def load_impl(spec: str) -> Impl:
@@ -96,19 +133,7 @@ def load_impl(spec: str) -> Impl:
     target = IMPL_ALIASES.get(spec, spec)
     if ":" not in target:
         raise SystemExit(f"--impl {spec!r}: expected MODULE:ATTR (e.g. lstm_ref:LSTM) or 'torch'")
-    module_name, attr = target.split(":", 1)
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())  # as `python -m`: modules in the current directory import
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise SystemExit(f"--impl {spec!r}: cannot import {module_name!r}: {exc}") from exc
-    factory: Any = module
-    for part in attr.split("."):
-        try:
-            factory = getattr(factory, part)
-        except AttributeError:
-            raise SystemExit(f"--impl {spec!r}: {module_name!r} has no attribute {attr!r}") from None
+    factory = _import(target, "--impl")
     if spec == "torch" or target == IMPL_ALIASES["torch"]:
         from .torch_oracle import torch_available
 
@@ -126,7 +151,7 @@ def load_impl(spec: str) -> Impl:
                     f"known: {', '.join([*FEATURES, *ALIASES])}"
                 )
             unsupported[row] = str(reason)
-    return Impl(spec, factory, unsupported)
+    return Impl(spec, factory, unsupported, _cell_for(spec, factory))
 
 
 # -- oracles -----------------------------------------------------------------------------------
@@ -228,6 +253,8 @@ def _result(
         return Result(check, case_id, oracle, features, "skip", message=reason, rerun=rerun)
     try:
         stat = fn()
+    except checks.CellMissing as exc:
+        return Result(check, case_id, oracle, features, "skip", message=str(exc), rerun=rerun)
     except Divergence as div:
         return Result(check, case_id, oracle, features, "fail", div.max_abs, div.ratio, div.message, rerun)
     except FixtureError as exc:
@@ -264,7 +291,7 @@ def case_job(impl: Impl, case: Case, oracles: list[Oracle]) -> Job:
                     continue
                 if not chk.applies(case, exp):
                     continue
-                ctx = checks.Context(impl.factory, case, exp, oracle.name)
+                ctx = checks.Context(impl.factory, case, exp, oracle.name, cell=impl.cell)
                 results.append(
                     _result(impl, chk.name, case.id, oracle.name, chk.features(case), lambda c=chk, x=ctx: c.fn(x))
                 )

@@ -334,3 +334,29 @@ class TorchLSTM:
             fields = (out.data, out.batch_sizes, out.sorted_indices, out.unsorted_indices)
             return lstm_ref.PackedSequence(*(None if f is None else _np(f) for f in fields)), (_np(h_n), _np(c_n))
         return _np(out), (_np(h_n), _np(c_n))
+
+
+class TorchLSTMCell:
+    """torch.nn.LSTMCell behind lstm_ref.LSTMCell's NumPy API (the cell of ``--impl torch``)."""
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, dtype: Any = np.float32,
+                 seed: int | None = None) -> None:
+        import torch
+
+        tdtype = torch.from_numpy(np.empty(0, dtype=np.dtype(dtype))).dtype
+        self.module = torch.nn.LSTMCell(input_size, hidden_size, bias=bias, dtype=tdtype)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {k: _np(v) for k, v in self.module.state_dict().items()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        import torch
+
+        self.module.load_state_dict({k: torch.as_tensor(np.array(v)) for k, v in state_dict.items()})
+
+    def __call__(self, input: Any, hx: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        with torch.no_grad(), one_thread():
+            h, c = self.module(_tensor(input), None if hx is None else _to_torch_hx(hx))
+        return _np(h), _np(c)

@@ -266,6 +266,48 @@ class PackedDeclaredUnsupported(PaddingRunThrough):
     conformance_unsupported: ClassVar[dict[str, str]] = {"packed": "no PackedSequence support yet"}
 
 
+class _SwappedGateCell(lstm_ref.LSTMCell):
+    def _prepare(self) -> None:
+        from lstm_ref.functional import prepare_direction
+
+        p = {k: v for k, v in self._params.items()}
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            if name in p:
+                i, f, g, o = _gate_blocks(p[name])
+                p[name] = np.concatenate([i, f, o, g])
+        self._weights = prepare_direction(p["weight_ih"], p["weight_hh"], p.get("bias_ih"), p.get("bias_hh"), None)
+
+
+class CellWrongGateOrder(lstm_ref.LSTM):
+    """A correct LSTM whose LSTMCell reads the gates as i, f, o, g."""
+
+    conformance_cell = _SwappedGateCell
+
+
+class Wrapped:
+    """A correct implementation that is not an lstm_ref.LSTM subclass and has no LSTMCell: the
+    suite must pass it through the public API alone and skip the optional cell row."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._m = lstm_ref.LSTM(*args, **kwargs)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return self._m.state_dict()
+
+    def load_state_dict(self, sd: Any) -> None:
+        self._m.load_state_dict(sd)
+
+    def train(self, mode: bool = True) -> Wrapped:
+        self._m.train(mode)
+        return self
+
+    def eval(self) -> Wrapped:
+        return self.train(False)
+
+    def __call__(self, input: Any, hx: Any = None, *, dropout_masks: Any = None) -> Any:
+        return self._m(input, hx, dropout_masks=dropout_masks)
+
+
 # name -> the conformance-table rows that must fail for it
 BROKEN: dict[str, tuple[str, ...]] = {
     "WrongGateOrder": ("whole_sequence", "probes"),
@@ -287,4 +329,5 @@ BROKEN: dict[str, tuple[str, ...]] = {
     "IgnoresUnexpectedKeys": ("state_dict",),
     "WrongErrorType": ("errors",),
     "UnbatchedKeepsBatchDim": ("unbatched",),
+    "CellWrongGateOrder": ("cell",),
 }

@@ -153,6 +153,20 @@ def test_declared_unsupported_is_skipped_with_reason_not_passed() -> None:
     assert all(r.status != "FAIL" for r in rows.values())
 
 
+def test_plain_wrapper_passes_and_optional_cell_is_skipped() -> None:
+    rows = table_of("tests.broken_impls:Wrapped")
+    assert all(r.status != "FAIL" for r in rows.values())
+    assert rows["cell"].status == "skipped" and "provides no LSTMCell" in rows["cell"].notes[0]
+    assert rows["whole_sequence"].passed > 40
+
+
+def test_pytest_entry_runs_without_torch() -> None:
+    code = "import sys; sys.modules['torch'] = None; import pytest; sys.exit(pytest.main(['conformance', '-q', '-p', 'no:cacheprovider']))"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "torch is not importable" in proc.stdout and " passed" in proc.stdout
+
+
 class _UnknownFeature(broken_impls.lstm_ref.LSTM):
     conformance_unsupported = {"packing": "typo"}  # noqa: RUF012
 
