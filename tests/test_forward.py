@@ -388,3 +388,71 @@ def test_accepts_list_hx_and_eval_train_flag_roundtrip() -> None:
     check_against_torch(module, ref, t_in, x, list(t_hx), list(hx))
     assert ref.train().training is True
     assert ref.eval().training is False
+
+
+# --- random shapes (hypothesis, derandomized) ------------------------------------------------
+
+hypothesis = pytest.importorskip("hypothesis")
+st = hypothesis.strategies
+
+
+@st.composite
+def random_configs(draw: Any) -> dict[str, Any]:
+    hidden = draw(st.integers(1, 6))
+    return {
+        "dtype": draw(st.sampled_from(["float64", "float32", "complex128"])),
+        "input_size": draw(st.integers(1, 5)),
+        "hidden": hidden,
+        "proj": draw(st.integers(0, hidden - 1)),
+        "num_layers": draw(st.integers(1, 3)),
+        "bidirectional": draw(st.booleans()),
+        "batch_first": draw(st.booleans()),
+        "bias": draw(st.booleans()),
+        "lengths": draw(st.lists(st.integers(1, 7), min_size=1, max_size=5)),
+        "form": draw(st.sampled_from(["batched", "unbatched", "packed"])),
+        "hx": draw(st.booleans()),
+        "seed": draw(st.integers(0, 2**16)),
+    }
+
+
+@hypothesis.settings(derandomize=True, max_examples=60, deadline=None)
+@hypothesis.given(random_configs())
+def test_random_shapes_match_torch(cfg: dict[str, Any]) -> None:
+    torch.manual_seed(cfg["seed"])
+    module = torch.nn.LSTM(
+        cfg["input_size"],
+        cfg["hidden"],
+        cfg["num_layers"],
+        bias=cfg["bias"],
+        batch_first=cfg["batch_first"],
+        bidirectional=cfg["bidirectional"],
+        proj_size=cfg["proj"],
+        dtype=torch_dtype(cfg["dtype"]),
+    ).eval()
+    ref = lstm_ref.LSTM.from_torch(module)
+    rng = np.random.default_rng(cfg["seed"])
+    lengths, dtype = cfg["lengths"], cfg["dtype"]
+    steps, batch = max(lengths), len(lengths)
+    state_batch: tuple[int, ...] = (batch,)
+    if cfg["form"] == "packed":
+        padded = random_array(rng, (steps, batch, cfg["input_size"]), dtype)
+        t_in: Any = torch.nn.utils.rnn.pack_padded_sequence(
+            torch.from_numpy(padded), lengths, enforce_sorted=False
+        )
+        r_in: Any = lstm_ref.pack_padded_sequence(padded, lengths, enforce_sorted=False)
+    elif cfg["form"] == "unbatched":
+        r_in = random_array(rng, (steps, cfg["input_size"]), dtype)
+        t_in, state_batch = torch.from_numpy(r_in), ()
+    else:
+        shape = (batch, steps) if cfg["batch_first"] else (steps, batch)
+        r_in = random_array(rng, (*shape, cfg["input_size"]), dtype)
+        t_in = torch.from_numpy(r_in)
+    t_hx = r_hx = None
+    if cfg["hx"]:
+        d = 2 if cfg["bidirectional"] else 1
+        r_hx = (
+            random_array(rng, (cfg["num_layers"] * d, *state_batch, cfg["proj"] or cfg["hidden"]), dtype),
+            random_array(rng, (cfg["num_layers"] * d, *state_batch, cfg["hidden"]), dtype),
+        )
+        t_hx = tuple(map(torch.from_numpy, r_hx))
+    check_against_torch(module, ref, t_in, r_in, t_hx, r_hx)
