@@ -342,6 +342,8 @@ def test_grad_shape_mismatch_is_a_clear_error() -> None:
         model.vjp(x, None, np.zeros((L, N, H + 1)))
     with pytest.raises(ValueError, match="grad_h_n"):
         model.vjp(x, None, np.zeros((L, N, H)), np.zeros((1, N + 1, H)))
+    with pytest.raises(ValueError, match="complex"):
+        model.vjp(x, None, np.zeros((L, N, H), dtype=np.complex128))
 
 
 def test_gradient_tolerances_cover_every_dtype() -> None:
