@@ -32,6 +32,13 @@ def _a(*shape: int, dtype: Any = F64) -> np.ndarray:
     return np.linspace(-1, 1, int(np.prod(shape)) or 1)[: int(np.prod(shape))].reshape(shape).astype(dtype)
 
 
+def _packed(features: int) -> Any:
+    import lstm_ref
+
+    data = _a(7, features)  # lengths (4, 3): batch_sizes [2, 2, 2, 1]
+    return lstm_ref.PackedSequence(data, np.array([2, 2, 2, 1]), None, None)
+
+
 X = (5, 2, 3)
 H = (1, 2, 4)
 
@@ -52,6 +59,15 @@ ERROR_CASES: list[ErrorCase] = [
     ErrorCase("ctor-bias-int", {"bias": 1}, expected="TypeError"),
     ErrorCase("ctor-batch_first-int", {"batch_first": 1}, expected="TypeError"),
     ErrorCase("ctor-dtype-int32", {"dtype": np.dtype("int32")}, expected="RuntimeError"),
+    ErrorCase("ctor-num_layers-str", {"num_layers": "2"}, expected="TypeError"),
+    ErrorCase("ctor-proj_size-float", {"proj_size": 2.0}, expected="TypeError"),
+    ErrorCase("ctor-proj_size-bool", {"proj_size": True}, expected="TypeError"),
+    ErrorCase("ctor-input_size-np-int64", {"input_size": np.int64(3)}, expected="TypeError"),
+    ErrorCase("ctor-unknown-keyword", {"foo": 1}, expected="TypeError"),
+    # accepted by torch: an implementation must not raise either
+    ErrorCase("ctor-num_layers-true-accepted", {"num_layers": True}, expected="none"),
+    ErrorCase("ctor-bidirectional-int-accepted", {"bidirectional": 1}, expected="none"),
+    ErrorCase("ctor-dropout-1-accepted", {"dropout": 1.0, "num_layers": 2}, expected="none"),
     # forward (section 2)
     ErrorCase("input-1d", call=lambda: (_a(3), None), expected="ValueError"),
     ErrorCase("input-4d", call=lambda: (_a(2, 5, 2, 3), None), expected="ValueError"),
@@ -87,6 +103,24 @@ ERROR_CASES: list[ErrorCase] = [
     ErrorCase("hx-c0-none", call=lambda: (_a(*X), (_a(*H), None)), expected="AttributeError"),
     ErrorCase("hx-2d-for-batched", call=lambda: (_a(*X), (_a(2, 4), _a(2, 4))), expected="RuntimeError"),
     ErrorCase("hx-3d-for-unbatched", call=lambda: (_a(5, 3), (_a(*H), _a(*H))), expected="RuntimeError"),
+    ErrorCase("hx-list-accepted", call=lambda: (_a(*X), [_a(*H), _a(*H)]), expected="none"),
+    ErrorCase(
+        "hx-f32-c0-in-f64-model-accepted",
+        call=lambda: (_a(*X), (_a(*H), _a(*H, dtype=np.float32))),
+        expected="none",
+    ),
+    ErrorCase("input-batch-0-accepted", call=lambda: (_a(5, 0, 3), None), expected="none"),
+    ErrorCase(
+        "hx-f64-h0-in-f32-model",
+        {"dtype": np.dtype("float32")},
+        call=lambda: (_a(*X, dtype=np.float32), (_a(*H), _a(*H, dtype=np.float32))),
+        expected="RuntimeError",
+    ),
+    ErrorCase(
+        "packed-input-size-mismatch",
+        call=lambda: (_packed(7), None),
+        expected="RuntimeError",
+    ),
     ErrorCase("hx-unbatched-wrong-size", call=lambda: (_a(5, 3), (_a(1, 5), _a(1, 4))), expected="RuntimeError"),
 ]
 
