@@ -90,8 +90,10 @@ def versions() -> dict[str, str]:
 
 def build(cases: Iterable[Case], error_types: dict[str, str]) -> tuple[dict[str, Any], dict[str, bytes]]:
     """Generate every fixture in memory: (manifest, {relative path: bytes})."""
+    from .extensions import load_extensions
     from .torch_oracle import expected_from_torch
 
+    load_extensions()
     files: dict[str, bytes] = {}
     entries: dict[str, Any] = {}
     for case in cases:

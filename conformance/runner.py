@@ -344,6 +344,9 @@ def suite_jobs(impl: Impl, oracles: list[Oracle], pattern: str | None) -> list[J
 
 
 def jobs_for(impl: Impl, oracles: list[Oracle], full: bool = False, pattern: str | None = None) -> list[Job]:
+    from .extensions import load_extensions
+
+    load_extensions()
     with_torch = any(o.name == "torch" and not o.skip_reason for o in oracles)
     cases = select_cases(full, pattern, with_torch)
     return [case_job(impl, c, oracles) for c in cases] + suite_jobs(impl, oracles, pattern)
