@@ -22,13 +22,31 @@ _UNSORTED_HINT = (
 )
 
 
-class PackedSequence(NamedTuple):
-    """Same four fields, same meaning, as ``torch.nn.utils.rnn.PackedSequence``."""
-
+class _PackedSequenceFields(NamedTuple):
     data: np.ndarray
     batch_sizes: np.ndarray
     sorted_indices: np.ndarray | None = None
     unsorted_indices: np.ndarray | None = None
+
+
+class PackedSequence(_PackedSequenceFields):
+    """Same four fields, same meaning, as ``torch.nn.utils.rnn.PackedSequence``.
+
+    As in torch, ``unsorted_indices`` defaults to the inverse of ``sorted_indices``.
+    """
+
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        data: np.ndarray,
+        batch_sizes: np.ndarray,
+        sorted_indices: np.ndarray | None = None,
+        unsorted_indices: np.ndarray | None = None,
+    ) -> PackedSequence:
+        if unsorted_indices is None and sorted_indices is not None:
+            unsorted_indices = invert_permutation(np.asarray(sorted_indices))
+        return super().__new__(cls, data, batch_sizes, sorted_indices, unsorted_indices)
 
 
 def invert_permutation(permutation: np.ndarray) -> np.ndarray:

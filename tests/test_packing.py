@@ -234,3 +234,28 @@ def test_many_ties_lstm_matches_torch(packer: str) -> None:
     assert_close(lstm_ref.pad_packed_sequence(r_out)[0], rnn_utils.pad_packed_sequence(t_out)[0])
     assert_close(h, t_h)
     assert_close(c, t_c)
+
+
+def test_packed_sequence_constructor_derives_unsorted_indices_like_torch() -> None:
+    """PackedSequence(data, batch_sizes, sorted_indices): torch fills in unsorted_indices, so h_n
+    and pad_packed_sequence come back in the caller's order."""
+    lengths = [2, 5, 3, 3]
+    x = padded_input(lengths, (3,), False)
+    t_full = rnn_utils.pack_padded_sequence(torch.from_numpy(x), lengths, enforce_sorted=False)
+    t = rnn_utils.PackedSequence(t_full.data, t_full.batch_sizes, t_full.sorted_indices)
+    r = lstm_ref.PackedSequence(to_numpy(t.data), t.batch_sizes.numpy(), t.sorted_indices.numpy())
+    assert_same_packed(r, t)
+    assert_same_packed(
+        lstm_ref.PackedSequence(to_numpy(t.data), t.batch_sizes.numpy()),
+        rnn_utils.PackedSequence(t.data, t.batch_sizes),
+    )
+    np.testing.assert_array_equal(
+        lstm_ref.pad_packed_sequence(r)[0], to_numpy(rnn_utils.pad_packed_sequence(t)[0])
+    )
+    torch.manual_seed(0)
+    module = torch.nn.LSTM(3, 4, dtype=torch.float64).eval()
+    with torch.no_grad():
+        _, (t_h, t_c) = module(t)
+    _, (h, c) = lstm_ref.LSTM.from_torch(module)(r)
+    assert_close(h, t_h)
+    assert_close(c, t_c)
