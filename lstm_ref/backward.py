@@ -238,19 +238,84 @@ def _sweep(
             d_h_out[rows] = dh_out
             dh_cell = dh_cell_buffer[:n]
             np.matmul(dh_out, w_hr, out=dh_cell)
-        dc_t = dc_buffer[:n]
-        np.multiply(dh_cell, factors.o_dtanh[rows], out=dc_t)
-        dc_t += dc[:n]
-        step = d_gates4[rows]
-        k = k4[rows]
-        np.multiply(k[:, :2], dc_t[:, None, :], out=step[:, :2])  # i, f
-        np.multiply(k[:, 2], dh_cell, out=step[:, 2])  # o
-        np.multiply(k[:, 3], dc_t, out=step[:, 3])  # g
-        np.multiply(dc_t, factors.f[rows], out=dc[:n])
+        _cell_backward(
+            dh_cell, dc[:n], k4[rows], factors.o_dtanh[rows], factors.f[rows], d_gates4[rows], dc_buffer[:n]
+        )
         np.matmul(d_gates[rows], w_hh, out=dh[:n])
 
 
+def _cell_backward(
+    dh_cell: np.ndarray,
+    dc: np.ndarray,
+    k: np.ndarray,
+    o_dtanh: np.ndarray,
+    f: np.ndarray,
+    d_gates: np.ndarray,
+    scratch: np.ndarray,
+) -> None:
+    """One step's elementwise backward, in place (the recurrent matmul is the caller's).
+
+    dh_cell: (n, H) gradient of ``o*tanh(c)``; dc: (n, H) gradient of the new c on
+    entry, of the previous c on return; k, o_dtanh, f: this step's ``_Factors``
+    rows (k viewed (n, 4, H)); d_gates: (n, 4, H) receives the gate gradients.
+    """
+    dc_total = scratch
+    np.multiply(dh_cell, o_dtanh, out=dc_total)
+    dc_total += dc
+    np.multiply(k[:, :2], dc_total[:, None, :], out=d_gates[:, :2])  # i, f
+    np.multiply(k[:, 2], dh_cell, out=d_gates[:, 2])  # o
+    np.multiply(k[:, 3], dc_total, out=d_gates[:, 3])  # g
+    np.multiply(dc_total, f, out=dc)
+
+
 # -- a layer and the stack ----------------------------------------------------------------
+
+
+def _direction_backward(
+    call: _Call,
+    tape: _Tape,
+    weights: _BackwardWeights,
+    reverse: bool,
+    h: np.ndarray,
+    h0: np.ndarray,
+    c0: np.ndarray,
+    grad_out: np.ndarray,
+    d_h: np.ndarray,
+    d_c: np.ndarray,
+    d_gates: np.ndarray,
+    d_gates4: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Backward through one direction of one layer.
+
+    h: (S, H_out) the direction's output rows; h0, c0: its initial state.
+    grad_out: (S, H_out) gradient of h.  d_h, d_c: gradient of h_n, c_n on entry,
+    of h0, c0 on return.  d_gates (S, 4H), viewed (S, 4, H) as d_gates4, receives
+    the pre-activation gradients.  Returns this direction's weight_hh, bias and
+    weight_hr gradients, under their names without the layer suffix.
+    """
+    prev = previous_rows(call.batch_sizes, reverse)
+    h_prev = np.concatenate([h, h0])[prev]
+    c_prev = np.concatenate([tape.c, c0])[prev]
+    d_h_out = None if weights.w_hr is None else np.empty_like(h)
+    _sweep(
+        _local_factors(tape, c_prev),
+        weights,
+        call.batch_sizes,
+        reverse,
+        grad_out,
+        d_h,
+        d_c,
+        d_gates,
+        d_gates4,
+        d_h_out,
+    )
+    grads = {"weight_hh": _to_torch_gate_rows(d_gates.T @ h_prev)}
+    d_bias = _to_torch_gate_rows(d_gates.sum(axis=0))
+    grads["bias_ih"], grads["bias_hh"] = d_bias, d_bias.copy()
+    if d_h_out is not None:
+        assert tape.h_cell is not None
+        grads["weight_hr"] = d_h_out.T @ tape.h_cell
+    return grads
 
 
 def _layer_backward(
@@ -273,40 +338,28 @@ def _layer_backward(
     rows, hidden, h_out = call.data.shape[0], m.hidden_size, m.output_hidden_size
     num_directions = len(weights_by_direction)
     d_gates = np.empty((rows, num_directions * 4 * hidden), dtype=m.dtype)
-    layer_output = fwd.layer_outputs[index]
+    d_gates4 = d_gates.reshape(rows, num_directions, 4, hidden)
     for direction, weights in enumerate(weights_by_direction):
         k = index * num_directions + direction
-        reverse = direction == 1
-        tape = fwd.tapes[index, direction]
-        prev = previous_rows(call.batch_sizes, reverse)
-        h_prev = np.concatenate([layer_output[:, direction * h_out : (direction + 1) * h_out], call.h0[k]])[
-            prev
-        ]
-        c_prev = np.concatenate([tape.c, call.c0[k]])[prev]
-        d_dir = d_gates[:, direction * 4 * hidden : (direction + 1) * 4 * hidden]
-        d_dir4 = d_gates.reshape(rows, num_directions, 4, hidden)[:, direction]  # a view: contiguous
-        d_h_out = np.empty((rows, h_out), dtype=m.dtype) if weights.w_hr is not None else None
-        _sweep(
-            _local_factors(tape, c_prev),
+        columns = slice(direction * h_out, (direction + 1) * h_out)
+        direction_grads = _direction_backward(
+            call,
+            fwd.tapes[index, direction],
             weights,
-            call.batch_sizes,
-            reverse,
-            grad_out[:, direction * h_out : (direction + 1) * h_out],
+            direction == 1,
+            fwd.layer_outputs[index][:, columns],
+            call.h0[k],
+            call.c0[k],
+            grad_out[:, columns],
             d_h0[k],
             d_c0[k],
-            d_dir,
-            d_dir4,
-            d_h_out,
+            d_gates[:, direction * 4 * hidden : (direction + 1) * 4 * hidden],
+            d_gates4[:, direction],
         )
-        sfx = f"_l{index}" + ("_reverse" if reverse else "")
-        grads["weight_hh" + sfx] = _to_torch_gate_rows(d_dir.T @ h_prev)
-        if m.bias:
-            d_bias = _to_torch_gate_rows(d_dir.sum(axis=0))
-            grads["bias_ih" + sfx] = d_bias
-            grads["bias_hh" + sfx] = d_bias.copy()
-        if d_h_out is not None:
-            assert tape.h_cell is not None
-            grads["weight_hr" + sfx] = d_h_out.T @ tape.h_cell
+        sfx = f"_l{index}" + ("_reverse" if direction else "")
+        for name, value in direction_grads.items():
+            if m.bias or not name.startswith("bias"):
+                grads[name + sfx] = value
     d_w_ih = d_gates.T @ fwd.layer_inputs[index]
     for direction, part in enumerate(np.split(d_w_ih, num_directions, axis=0)):
         grads[f"weight_ih_l{index}" + ("_reverse" if direction else "")] = _to_torch_gate_rows(part)
