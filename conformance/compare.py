@@ -115,7 +115,7 @@ def compare(actual: object, expected: np.ndarray, tol: Tolerance, what: str, lay
         diff = np.where(finite, np.abs(a128 - e128), 0.0).real
         if np.any(~np.isfinite(diff)):  # actual inf where expected finite
             diff = np.where(np.isfinite(diff), diff, np.inf)
-        bound = tol.atol + tol.rtol * np.abs(e128).real
+        bound = np.where(finite, tol.atol + tol.rtol * np.abs(np.where(finite, e128, 0)).real, 1.0)
         ratio = diff / bound
     max_abs, worst = float(diff.max()), float(ratio.max())
     if worst > 1:

@@ -373,6 +373,7 @@ class Row:
 
 def table(results: list[Result], impl: Impl) -> list[Row]:
     rows = {f: Row(f, "") for f in FEATURES}
+    needs: dict[str, dict[str, None]] = {}  # row -> features declared unsupported by skipped cases
     for r in results:
         for f in r.features:
             row = rows.setdefault(f, Row(f, ""))
@@ -382,12 +383,17 @@ def table(results: list[Result], impl: Impl) -> list[Row]:
                 row.failed += 1
             else:
                 row.skipped += 1
-                if r.message not in row.notes:
+                declared = [g for g in r.features if g in impl.unsupported and g != f]
+                if f not in impl.unsupported and declared:
+                    needs.setdefault(f, {}).update(dict.fromkeys(declared))
+                elif r.message not in row.notes:
                     row.notes.append(r.message)
             if r.max_abs is not None and np.isfinite(r.max_abs):
                 row.max_abs = max(row.max_abs or 0.0, r.max_abs)
             if r.ratio is not None and np.isfinite(r.ratio):
                 row.ratio = max(row.ratio or 0.0, r.ratio)
+    for f, declared in needs.items():
+        rows[f].notes.insert(0, f"some cases need {', '.join(declared)} (declared unsupported)")
     for row in rows.values():
         if row.failed:
             row.status = "FAIL"
@@ -397,7 +403,7 @@ def table(results: list[Result], impl: Impl) -> list[Row]:
             row.status = "skipped"
         else:
             row.status = "skipped"
-            row.notes.append(impl.unsupported.get(row.feature) or "no check ran (torch absent or filtered by --case)")
+            row.notes.append(impl.unsupported.get(row.feature) or "no check ran (needs live torch, or filtered out by --case)")
     return list(rows.values())
 
 
