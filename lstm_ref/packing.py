@@ -77,29 +77,34 @@ def pack_padded_sequence(
 ) -> PackedSequence:
     """Pack a padded batch ``(T, B, *)`` (``(B, T, *)`` if batch_first) like torch."""
     padded = np.asarray(input)
-    lengths_arr = np.asarray(lengths).astype(np.int64).reshape(-1)
-    if padded.ndim < 2:
-        raise ValueError(f"pack_padded_sequence: expected input of at least 2 dimensions, got {padded.ndim}")
+    lengths_arr = np.asarray(lengths).astype(np.int64)
+    if padded.ndim < 2:  # torch: IndexError from input.size(1)
+        raise IndexError(f"pack_padded_sequence: expected input of at least 2 dimensions, got {padded.ndim}")
+    if lengths_arr.ndim != 1:
+        raise RuntimeError(f"'lengths' argument should be a 1D array, but got {lengths_arr.ndim}D")
     time_major = np.swapaxes(padded, 0, 1) if batch_first else padded
     steps, batch = time_major.shape[0], time_major.shape[1]
+    # The checks below run in torch's order (its C++ _pack_padded_sequence).
+    if padded.size == 0:
+        raise RuntimeError("Cannot pack empty tensors.")
     if lengths_arr.size != batch:
         raise RuntimeError(
             f"Expected `len(lengths)` to be equal to batch_size, but got {lengths_arr.size} "
             f"(batch_size={batch})"
         )
-    if lengths_arr.size and lengths_arr.min() <= 0:
+    if enforce_sorted and np.any(np.diff(lengths_arr) > 0):
+        raise RuntimeError(_UNSORTED_HINT)
+    if lengths_arr.min() <= 0:
         raise RuntimeError(
             "Length of all samples has to be greater than 0, but found an element in 'lengths' that is <= 0"
         )
     # torch does not check this and packs out-of-bounds memory; we refuse.
-    if lengths_arr.size and lengths_arr.max() > steps:
+    if lengths_arr.max() > steps:
         raise RuntimeError(
             f"pack_padded_sequence: a length of {int(lengths_arr.max())} is longer than the "
             f"padded sequence ({steps} steps)"
         )
     if enforce_sorted:
-        if np.any(np.diff(lengths_arr) > 0):
-            raise RuntimeError(_UNSORTED_HINT)
         sorted_indices = None
         unsorted_indices = None
     else:
@@ -158,6 +163,12 @@ def pad_sequence(
     arrays = [np.asarray(s) for s in sequences]
     if not arrays:
         raise RuntimeError("received an empty list of sequences")
+    for b, a in enumerate(arrays):
+        if a.ndim == 0 or a.shape[1:] != arrays[0].shape[1:]:
+            raise RuntimeError(
+                f"pad_sequence: every sequence needs the same trailing shape; sequence 0 is "
+                f"{arrays[0].shape}, sequence {b} is {a.shape}"
+            )
     steps = max(a.shape[0] for a in arrays)
     padded = np.full((steps, len(arrays), *arrays[0].shape[1:]), padding_value, dtype=np.result_type(*arrays))
     for b, a in enumerate(arrays):

@@ -61,6 +61,9 @@ class Lib:
     def pack_sequence(self, seqs: list[np.ndarray], **kwargs: Any) -> Any:
         raise NotImplementedError
 
+    def pad_sequence(self, seqs: list[np.ndarray], **kwargs: Any) -> Any:
+        raise NotImplementedError
+
 
 def _dtype_for_torch(dtype: Any) -> Any:
     try:
@@ -98,6 +101,9 @@ class TorchLib(Lib):
     def pack_sequence(self, seqs: list[np.ndarray], **kwargs: Any) -> Any:
         return torch.nn.utils.rnn.pack_sequence([self.arr(s) for s in seqs], **kwargs)
 
+    def pad_sequence(self, seqs: list[np.ndarray], **kwargs: Any) -> Any:
+        return torch.nn.utils.rnn.pad_sequence([self.arr(s) for s in seqs], **kwargs)
+
 
 class RefLib(Lib):
     name = "lstm_ref"
@@ -127,6 +133,9 @@ class RefLib(Lib):
 
     def pack_sequence(self, seqs: list[np.ndarray], **kwargs: Any) -> Any:
         return lstm_ref.pack_sequence(seqs, **kwargs)
+
+    def pad_sequence(self, seqs: list[np.ndarray], **kwargs: Any) -> Any:
+        return lstm_ref.pad_sequence(seqs, **kwargs)
 
 
 TORCH, REF = TorchLib(), RefLib()
@@ -329,6 +338,32 @@ PACKING = [
     Bad("len(lengths) != batch", lambda lib: lib.pack_padded_sequence(z(5, 3, 3), [5, 3]), ("3", "2")),
     Bad("pack_sequence unsorted", lambda lib: lib.pack_sequence([z(2, 3), z(4, 3)]), SAME),
     Bad("pack_sequence empty list", lambda lib: lib.pack_sequence([])),
+    Bad(
+        "pack_sequence mismatched features",
+        lambda lib: lib.pack_sequence([z(4, 3), z(2, 2)]),
+        ("(4, 3)", "(2, 2)"),
+    ),
+    Bad("pad_sequence empty list", lambda lib: lib.pad_sequence([])),
+    Bad(
+        "pad_sequence mismatched features",
+        lambda lib: lib.pad_sequence([z(4, 3), z(2, 2)]),
+        ("(4, 3)", "(2, 2)"),
+    ),
+    Bad("pack_padded_sequence 1-D input", lambda lib: lib.pack_padded_sequence(z(5), [5])),
+    Bad("pack_padded_sequence empty batch", lambda lib: lib.pack_padded_sequence(z(5, 0, 3), []), SAME),
+    Bad(
+        "pack_padded_sequence no features", lambda lib: lib.pack_padded_sequence(z(5, 3, 0), [5, 3, 2]), SAME
+    ),
+    Bad("pack_padded_sequence no steps", lambda lib: lib.pack_padded_sequence(z(0, 3, 2), [5, 3, 2]), SAME),
+    Bad(
+        "pack_padded_sequence 2-D lengths",
+        lambda lib: lib.pack_padded_sequence(z(5, 3, 2), [[3, 2, 1]]),
+        ("1D", "2D"),
+    ),
+    # several problems at once: torch's order of checks decides which is reported
+    Bad("unsorted and too few lengths", lambda lib: lib.pack_padded_sequence(z(5, 3, 2), [2, 3]), SAME),
+    Bad("unsorted with a zero length", lambda lib: lib.pack_padded_sequence(z(5, 3, 2), [2, 0, 3]), SAME),
+    Bad("sorted with a zero length", lambda lib: lib.pack_padded_sequence(z(5, 3, 2), [3, 2, 0]), SAME),
     Bad(
         "total_length too short",
         lambda lib: lib.pad_packed_sequence(lib.pack_padded_sequence(z(5, 2, 3), [5, 3]), total_length=4),
