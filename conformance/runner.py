@@ -392,8 +392,8 @@ def table(results: list[Result], impl: Impl) -> list[Row]:
                 row.max_abs = max(row.max_abs or 0.0, r.max_abs)
             if r.ratio is not None and np.isfinite(r.ratio):
                 row.ratio = max(row.ratio or 0.0, r.ratio)
-    for f, declared in needs.items():
-        rows[f].notes.insert(0, f"some cases need {', '.join(declared)} (declared unsupported)")
+    for f, wanted in needs.items():
+        rows[f].notes.insert(0, f"some cases need {', '.join(wanted)} (declared unsupported)")
     for row in rows.values():
         if row.failed:
             row.status = "FAIL"
