@@ -24,7 +24,16 @@ import numpy as np
 from .cases import Case
 
 FORMAT = 1
-FIXTURES_DIR = Path(__file__).resolve().parent.parent / "fixtures"
+def _default_dir() -> Path:
+    """$LSTM_CONFORMANCE_FIXTURES, else the repository's fixtures/ (editable install or source
+    tree), else ./fixtures."""
+    if os.environ.get("LSTM_CONFORMANCE_FIXTURES"):
+        return Path(os.environ["LSTM_CONFORMANCE_FIXTURES"])
+    beside = Path(__file__).resolve().parent.parent / "fixtures"
+    return beside if (beside / "manifest.json").is_file() or not (Path.cwd() / "fixtures").is_dir() else Path.cwd() / "fixtures"
+
+
+FIXTURES_DIR = _default_dir()
 MANIFEST = "manifest.json"
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 REGEN_COMMAND = "lstm-conformance regen"
