@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="fixtures, live torch, or both (default; torch is skipped when absent)")
     p.add_argument("--report", metavar="PATH.json", type=Path, help="write every result as JSON")
     p.add_argument("--fixtures", type=Path, default=FIXTURES_DIR, help="fixtures directory (default: %(default)s)")
+    p.add_argument("--list", action="store_true", help="list the selected cases and their table rows, run nothing")
     p.add_argument("--max-failures", type=int, default=10, help="failure details to print (default %(default)s)")
     return p
 
@@ -56,6 +57,14 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["regen"]:
         return _regen(argv[1:])
     args = _parser().parse_args(argv)
+    if args.list:
+        from .torch_oracle import torch_available
+
+        cases = runner.select_cases(args.full, args.case, torch_available() is None)
+        for case in cases:
+            print(f"{case.id:55} {' '.join(case.features())}")
+        print(f"{len(cases)} cases")
+        return 0
     t0 = time.perf_counter()
     impl = runner.load_impl(args.impl)
     oracles = runner.make_oracles(args.oracle, args.fixtures)
