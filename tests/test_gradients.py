@@ -348,3 +348,40 @@ def test_grad_shape_mismatch_is_a_clear_error() -> None:
 
 def test_gradient_tolerances_cover_every_dtype() -> None:
     assert set(GRADIENT) == {"float32", "float64", "complex64", "complex128"}
+
+
+# -- random configurations (hypothesis, derandomized) ----------------------------------------------
+
+hypothesis = pytest.importorskip("hypothesis")
+st = hypothesis.strategies
+
+
+@st.composite
+def random_cases(draw: Any) -> Case:
+    layers = draw(st.integers(1, 3))
+    hidden = draw(st.integers(2, 7))
+    return Case(
+        dtype=draw(st.sampled_from(["float64", "float64", "float32", "complex128"])),
+        layers=layers,
+        bidirectional=draw(st.booleans()),
+        proj=draw(st.integers(0, hidden - 1)),
+        bias=draw(st.booleans()),
+        batch_first=draw(st.booleans()),
+        form=draw(st.sampled_from(["dense", "unbatched", "packed_sorted", "packed_unsorted"])),
+        hx=draw(st.booleans()),
+        dropout=draw(st.sampled_from([0.0, 0.5])) if layers > 1 else 0.0,
+        seed=draw(st.integers(0, 2**16)),
+        hidden=hidden,
+    )
+
+
+@hypothesis.settings(derandomize=True, max_examples=60, deadline=None)
+@hypothesis.given(random_cases())
+def test_vjp_matches_torch_on_random_configs(case: Case) -> None:
+    if case.dtype.startswith("complex") and case.dropout:
+        case = replace(case, dropout=0.0)  # torch: no complex bernoulli
+    p = build(case)
+    expected, (g_out, g_h, g_c) = torch_grads(p, case)
+    actual = p.model.vjp(p.numpy_input, p.numpy_hx, g_out, g_h, g_c, dropout_masks=p.masks)
+    failure = first_failure(actual, expected, case.dtype)
+    assert failure is None, f"{case}: {failure}"
