@@ -243,18 +243,17 @@ class LSTM(_Parameters):
         return model.train(module.training)
 
     def __repr__(self) -> str:
+        # torch's extra_repr conditions, including its `is not` checks (bidirectional=0 is shown)
+        shown = [
+            ("proj_size", self.proj_size != 0),
+            ("num_layers", self.num_layers != 1),
+            ("bias", self.bias is not True),
+            ("batch_first", self.batch_first is not False),
+            ("dropout", self.dropout != 0),
+            ("bidirectional", self.bidirectional is not False),
+        ]
         parts = [f"{self.input_size}, {self.hidden_size}"]
-        defaults = [
-            ("proj_size", 0),
-            ("num_layers", 1),
-            ("bias", True),
-            ("batch_first", False),
-            ("dropout", 0),
-            ("bidirectional", False),
-        ]
-        parts += [
-            f"{name}={getattr(self, name)}" for name, default in defaults if getattr(self, name) != default
-        ]
+        parts += [f"{name}={getattr(self, name)}" for name, show in shown if show]
         return f"LSTM({', '.join(parts)}, dtype={self.dtype.name})"
 
     # -- forward ----------------------------------------------------------------
@@ -536,6 +535,10 @@ class LSTMCell(_Parameters):
         self.dtype = _module_dtype(dtype)
         self.training = True
         self._init_parameters(seed, hidden_size)
+
+    def __repr__(self) -> str:
+        bias = "" if self.bias is True else f", bias={self.bias}"
+        return f"LSTMCell({self.input_size}, {self.hidden_size}{bias}, dtype={self.dtype.name})"
 
     def _shapes(self) -> dict[str, tuple[int, ...]]:
         gates = 4 * int(self.hidden_size)

@@ -315,12 +315,22 @@ def test_init_seed_reproducibility() -> None:
         dict(num_layers=2, dropout=0.5),
         dict(proj_size=2, num_layers=2, bias=False, batch_first=True, dropout=0.5, bidirectional=True),
         dict(dropout=0),
+        dict(bidirectional=0),
+        dict(bidirectional=1, num_layers=True),
+        dict(input_size=True),
     ],
     ids=lambda k: ",".join(k) or "defaults",
 )
 def test_repr_follows_torch(kwargs: dict[str, Any]) -> None:
     """torch's repr with only non-default options, in its order; lstm_ref appends its dtype."""
-    t = repr(torch.nn.LSTM(3, 4, **kwargs))
-    r = repr(lstm_ref.LSTM(3, 4, **kwargs))
+    kwargs = {"input_size": 3, **kwargs}
+    t = repr(torch.nn.LSTM(hidden_size=4, **kwargs))
+    r = repr(lstm_ref.LSTM(hidden_size=4, **kwargs))
     assert r.startswith(t[:-1] + ", dtype="), (r, t)
     assert r.endswith("dtype=float32)")
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_cell_repr_follows_torch(bias: bool) -> None:
+    t, r = repr(torch.nn.LSTMCell(3, 4, bias=bias)), repr(lstm_ref.LSTMCell(3, 4, bias=bias))
+    assert r == t[:-1] + ", dtype=float32)", (r, t)
