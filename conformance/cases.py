@@ -390,6 +390,10 @@ def named_cases() -> list[Case]:
         Case(name="dropout-replay-f32-bf", num_layers=3, mode="train", dtype="float32", batch_first=True),
         Case(name="dropout-replay-packed-bi", num_layers=2, mode="train", form="packed_unsorted", bidirectional=True, dropout=0.6),
         Case(name="dropout-complex-raises", num_layers=2, mode="train", dtype="complex128"),
+        # interactions that all-pairs covers only once: packed + hx order, deep bidirectional stacks
+        Case(name="mix-packed_unsorted-hx-bi-L2-proj", form="packed_unsorted", hx=True, bidirectional=True, num_layers=2, proj_size=3),
+        Case(name="mix-packed_sorted-hx-bf-f32-train", form="packed_sorted", hx=True, batch_first=True, num_layers=2, mode="train", dtype="float32"),
+        Case(name="mix-bi-L3-proj-hx-bf", bidirectional=True, num_layers=3, proj_size=2, hx=True, batch_first=True),
         # numerical edges
         Case(name="edge-long-1000", steps=1000, batch=2, num_layers=2, hx=True, tags=("edge_long",)),
         Case(name="edge-long-1000-f32", steps=1000, batch=2, dtype="float32", tags=("edge_long",)),
