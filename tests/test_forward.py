@@ -456,3 +456,19 @@ def test_random_shapes_match_torch(cfg: dict[str, Any]) -> None:
         )
         t_hx = tuple(map(torch.from_numpy, r_hx))
     check_against_torch(module, ref, t_in, r_in, t_hx, r_hx)
+
+
+@pytest.mark.parametrize("proj_size", [0, 32])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_realistic_size(dtype: str, proj_size: int) -> None:
+    """The semantics doc's measured configuration: L=50, N=8, F=16, H=64, 3 layers, bidirectional."""
+    torch.manual_seed(0)
+    module = torch.nn.LSTM(
+        16, 64, 3, bidirectional=True, proj_size=proj_size, dtype=torch_dtype(dtype)
+    ).eval()
+    ref = lstm_ref.LSTM.from_torch(module)
+    rng = np.random.default_rng(0)
+    x = random_array(rng, (50, 8, 16), dtype)
+    h_out = proj_size or 64
+    hx = (random_array(rng, (6, 8, h_out), dtype), random_array(rng, (6, 8, 64), dtype))
+    check_against_torch(module, ref, torch.from_numpy(x), x, tuple(map(torch.from_numpy, hx)), hx)
