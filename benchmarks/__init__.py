@@ -1,0 +1,1 @@
+"""Benchmarks of lstm_ref against torch (and ONNX when installed); see README "Benchmarks"."""

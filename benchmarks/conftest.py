@@ -1,0 +1,22 @@
+"""Same thread count for numpy's BLAS, torch and onnxruntime for the whole session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from benchmarks.impls import bench_threads, set_threads
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _pinned_threads() -> Iterator[int]:
+    threads = bench_threads()
+    with set_threads(threads):
+        yield threads
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return (
+        f"lstm benchmarks: {bench_threads()} thread(s) for numpy BLAS / torch / onnxruntime (BENCH_THREADS)"
+    )
