@@ -197,6 +197,8 @@ CONSTRUCTOR = [
     Bad("num_layers=2.0", ctor(3, 4, 2.0), ("float",)),
     Bad("num_layers=1.5", ctor(3, 4, 1.5), ("float",)),
     Bad("num_layers='2'", ctor(3, 4, "2")),
+    Bad("num_layers=None", ctor(3, 4, None)),
+    Bad("num_layers=np.float64(2.0)", ctor(3, 4, np.float64(2.0)), ("float",)),
     Bad("proj_size='1'", ctor(3, 4, proj_size="1")),
     *(
         Bad(f"dropout={v!r}", ctor(3, 4, 2, dropout=v), SAME)
@@ -248,6 +250,8 @@ FORWARD = [
     ),
     Bad("hx single array (1 layer)", fwd(X, H0), ("(h_0, c_0)",)),
     Bad("hx single array (2 layers)", fwd(X, z(2, 2, 4), 3, 4, 2), ("3-D",)),
+    Bad("hx single array (3 rows)", fwd(X, z(3, 2, 4), 3, 4, 3)),
+    Bad("unbatched input, hx single 2-D array", fwd(z(5, 3), z(2, 4)), SAME),
     Bad("hx 1-tuple", fwd(X, (H0,)), ("(h_0, c_0)",)),
     Bad("hx 3-tuple", fwd(X, (H0, C0, C0)), ("two hidden states",)),
     Bad("hx (h0, None)", fwd(X, (H0, None)), ("None",)),
