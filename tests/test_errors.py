@@ -526,6 +526,12 @@ ACCEPTED = [
     Ok("cell ctor hidden_size=0", lambda lib: lib.LSTMCell(3, 0)),
     Ok("cell batch 0", lambda lib: lib.cell(3, 4)(lib.arr(z(0, 3)))),
     Ok(
+        "cell float64, float32 c0 (promoted)",
+        lambda lib: lib.cell(3, 4, dtype="float64")(
+            lib.arr(z(2, 3, dtype="float64") + 1), (lib.arr(z(2, 4, dtype="float64")), lib.arr(z(2, 4) + 1))
+        ),
+    ),
+    Ok(
         "cell hx list",
         lambda lib: lib.cell(3, 4)(lib.arr(z(2, 3) + 1), [lib.arr(z(2, 4) + 1), lib.arr(z(2, 4))]),
     ),
