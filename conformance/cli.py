@@ -31,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--oracle", choices=("both", "fixtures", "torch"), default="both",
                    help="fixtures, live torch, or both (default; torch is skipped when absent)")
     p.add_argument("--report", metavar="PATH.json", type=Path, help="write every result as JSON")
+    p.add_argument("--markdown", metavar="PATH.md", type=Path, help="also write the table as Markdown")
     p.add_argument("--fixtures", type=Path, default=FIXTURES_DIR, help="fixtures directory (default: %(default)s)")
     p.add_argument("--list", action="store_true", help="list the selected cases and their table rows, run nothing")
     p.add_argument("--max-failures", type=int, default=10, help="failure details to print (default %(default)s)")
@@ -88,10 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     n = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "skip")}
     cases = len({r.case for r in results if not r.case.startswith("errors:")})
     errs = len({r.case for r in results if r.case.startswith("errors:")})
-    print(
-        f"\n{len(results)} checks over {cases} cases and {errs} error cases: {n['pass']} passed, {n['fail']} failed, "
+    summary = (
+        f"{len(results)} checks over {cases} cases and {errs} error cases: {n['pass']} passed, {n['fail']} failed, "
         f"{n['skip']} skipped in {elapsed:.1f} s -> {'FAIL' if failures else 'PASS'}"
     )
+    print("\n" + summary)
+    if args.markdown:
+        args.markdown.write_text(runner.format_markdown(rows, impl, summary))
     if args.report:
         meta = {
             "passed": not failures,

@@ -417,6 +417,18 @@ def format_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def format_markdown(rows: list[Row], impl: Impl, summary: str) -> str:
+    """The table as Markdown (a compliance dashboard for a README or a CI summary)."""
+    lines = [f"### lstm-conformance: `{impl.spec}`", "", summary, "",
+             "| feature | status | pass | fail | skip | worst abs err | /tol | notes |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        err = f"{r.max_abs:.2e}" if r.max_abs is not None else ""
+        ratio = f"{r.ratio:.3f}" if r.ratio is not None else ""
+        note = "; ".join(r.notes).replace("|", "\\|")
+        lines.append(f"| {r.feature} | {r.status} | {r.passed} | {r.failed} | {r.skipped} | {err} | {ratio} | {note} |")
+    return "\n".join(lines) + "\n"
+
+
 def iter_failures(results: list[Result]) -> Iterator[Result]:
     return (r for r in results if r.status == "fail")
 
