@@ -214,12 +214,24 @@ def locate(ctx: Context) -> str:
     )
 
 
+def _rows(case: Case, a: np.ndarray) -> np.ndarray:
+    """An array in the case's layout (time-major / batch-first / unbatched / packed rows)
+    -> packed time-major rows (S, F), the layout lstm_ref's internals use."""
+    if case.packed:
+        return a
+    if case.form == "unbatched":
+        return a
+    if case.batch_first:
+        a = np.swapaxes(a, 0, 1)
+    return a.reshape(-1, a.shape[-1])
+
+
 def _locate_gate(ctx: Context, model: Any, x: Any, hx: Any, layer: int) -> str:
-    """For lstm_ref-shaped impls: the first gate (i, f, g, o), c or h that is off at the first
-    diverging step, against the cell equations evaluated in 64-bit on the oracle's weights and
-    the oracle's previous h (the impl's own previous c, which agreed until then)."""
+    """For lstm_ref-shaped impls: the first gate (i, f, g, o), c or h that is off, in processing
+    order, against the cell equations evaluated in 64-bit on the oracle's weights, the oracle's
+    previous h and the impl's own previous c (which agreed until then)."""
     case, exp = ctx.case, ctx.exp
-    if case.packed or case.batch_size == 0:
+    if case.batch_size == 0:
         return ""
     try:
         tr = lstm_ref.trace(model, x, hx)
@@ -227,63 +239,54 @@ def _locate_gate(ctx: Context, model: Any, x: Any, hx: Any, layer: int) -> str:
         return ""
     d, hid, h_out = case.num_directions, case.hidden_size, case.h_out
     wide = np.complex128 if case.dtype.startswith("complex") else np.float64
-    xs = np.asarray(x, dtype=wide)
+    sizes = [int(n) for n in exp["batch_sizes"]] if case.packed else [case.batch_size] * case.steps
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+    order = [int(i) for i in exp["sorted_indices"]] if "sorted_indices" in exp else list(range(sizes[0]))
+    xs = _rows(case, np.asarray(x[0] if case.packed else x, dtype=wide))
     out_exp = exp["output"] if layer == case.num_layers - 1 else exp[f"layer_{layer}_output"]
-    out_exp = np.asarray(out_exp, dtype=wide)
-    if case.form == "unbatched":
-        xs, out_exp = xs[:, None], out_exp[:, None]
-    elif case.batch_first:
-        xs, out_exp = np.swapaxes(xs, 0, 1), np.swapaxes(out_exp, 0, 1)
-    steps = xs.shape[0]
+    out_exp = _rows(case, np.asarray(out_exp, dtype=wide))
+    tol = ctx.tol
+
     def sig(z: np.ndarray) -> np.ndarray:
         with np.errstate(over="ignore", invalid="ignore"):
             return 1 / (1 + np.exp(-z))  # type: ignore[no-any-return]
 
-    tol = ctx.tol
     for direction in range(d):
         sfx = f"_l{layer}" + ("_reverse" if direction else "")
-        w = {k: np.asarray(v, dtype=wide) for k, v in exp.items() if k.startswith("w.") and k.endswith(sfx)}
-        if direction == 0:
-            w = {k: v for k, v in w.items() if not k.endswith("_reverse")}
+        w = {k[2:].replace(sfx, ""): np.asarray(v, dtype=wide) for k, v in exp.items() if k == "w." + k[2:].split(sfx)[0] + sfx}
         t_dir = tr.at(0, direction)
-        gates_impl = {n: getattr(t_dir, n) for n in ("i", "f", "g", "o", "c", "h")}
-        if case.form == "unbatched":
-            gates_impl = {n: v[:, None] for n, v in gates_impl.items()}
-        order = range(steps - 1, -1, -1) if direction else range(steps)
-        prev_t = None
-        for t in order:
-            if prev_t is None:
-                h_prev = (
-                    np.asarray(hx[0][direction], dtype=wide)
-                    if hx is not None
-                    else np.zeros((xs.shape[1], h_out), wide)
-                )
-                c_prev = (
-                    np.asarray(hx[1][direction], dtype=wide) if hx is not None else np.zeros((xs.shape[1], hid), wide)
-                )
-                if case.form == "unbatched" and hx is not None:
-                    h_prev, c_prev = h_prev[None], c_prev[None]
-            else:
-                h_prev = out_exp[prev_t][:, direction * h_out : (direction + 1) * h_out]
-                c_prev = gates_impl["c"][prev_t].astype(wide)
-            z = xs[t] @ w["w.weight_ih" + sfx].T + h_prev @ w["w.weight_hh" + sfx].T
+        time_major = replace(case, batch_first=False)  # trace arrays are time-major
+        impl = {n: _rows(time_major, np.asarray(getattr(t_dir, n))).astype(wide) for n in ("i", "f", "g", "o", "c", "h")}
+        h0 = None if hx is None else np.asarray(hx[0][direction], dtype=wide).reshape(-1, h_out)
+        c0 = None if hx is None else np.asarray(hx[1][direction], dtype=wide).reshape(-1, hid)
+        steps = range(len(sizes) - 1, -1, -1) if direction else range(len(sizes))
+        cols = slice(direction * h_out, (direction + 1) * h_out)
+        for t in steps:
+            n = sizes[t]
+            rows = slice(offsets[t], offsets[t] + n)
+            prev = t + 1 if direction else t - 1
+            h_prev = np.zeros((n, h_out), wide) if h0 is None else h0[order[:n]].copy()
+            c_prev = np.zeros((n, hid), wide) if c0 is None else c0[order[:n]].copy()
+            if 0 <= prev < len(sizes):
+                m = min(n, sizes[prev])  # slots that also ran at the previous processed step
+                h_prev[:m] = out_exp[offsets[prev] : offsets[prev] + m, cols]
+                c_prev[:m] = impl["c"][offsets[prev] : offsets[prev] + m]
+            z = xs[rows] @ w["weight_ih"].T + h_prev @ w["weight_hh"].T
             if case.bias:
-                z = z + w["w.bias_ih" + sfx] + w["w.bias_hh" + sfx]
+                z = z + w["bias_ih"] + w["bias_hh"]
             i, f, g, o = (z[:, k * hid : (k + 1) * hid] for k in range(4))
             want = {"i": sig(i), "f": sig(f), "g": np.tanh(g), "o": sig(o)}
             want["c"] = want["f"] * c_prev + want["i"] * want["g"]
-            hh = want["o"] * np.tanh(want["c"])
-            want["h"] = hh @ w["w.weight_hr" + sfx].T if case.proj_size else hh
+            cell_h = want["o"] * np.tanh(want["c"])
+            want["h"] = cell_h @ w["weight_hr"].T if case.proj_size else cell_h
             for name in ("i", "f", "g", "o", "c", "h"):
-                got = gates_impl[name][t].astype(wide)
-                err = np.abs(got - want[name])
+                err = np.abs(impl[name][rows] - want[name])
                 if np.any(err > tol.atol + tol.rtol * np.abs(want[name])):
                     return (
                         f"\n    first internal divergence (lstm_ref.trace vs the cell equations): "
                         f"layer {layer}, direction {direction}, time step {t}, gate/state {name!r}, "
                         f"max abs err {float(err.max()):.3e}"
                     )
-            prev_t = t
     return ""
 
 
