@@ -86,6 +86,15 @@ def test_failure_message_locates_layer_direction_step_and_gate() -> None:
     assert forward.rerun.startswith("lstm-conformance --impl tests.broken_impls:WrongGateOrder --case L3-bi-bf-p3-")
 
 
+@pytest.mark.parametrize("case_id", ["mix-packed_unsorted-hx-bi-L2-proj", "L1-bi-bf-p3-nobias-unbatched-hx-f64-train"])
+def test_gate_is_located_for_packed_and_unbatched_input(case_id: str) -> None:
+    impl = runner.load_impl("tests.broken_impls:WrongGateOrder")
+    results = runner.run_all(runner.jobs_for(impl, runner.make_oracles("fixtures"), pattern=case_id))
+    forward = next(r for r in results if r.check == "forward")
+    assert forward.status == "fail"
+    assert "layer 0, direction 0, time step 0, gate/state 'f'" in forward.message
+
+
 def test_stacking_bug_is_located_between_layers() -> None:
     impl = runner.load_impl("tests.broken_impls:DropoutNotScaled")
     results = runner.run_all(runner.jobs_for(impl, runner.make_oracles("fixtures"), pattern="dropout-replay-*"))
