@@ -411,7 +411,7 @@ def format_table(rows: list[Row]) -> str:
     lines = [f"{'feature':<20} {'status':<8} {'pass':>5} {'fail':>5} {'skip':>5}  {'worst |err|':>11}  {'/tol':>7}  notes"]
     for r in rows:
         err = f"{r.max_abs:.2e}" if r.max_abs is not None else "-"
-        ratio = f"{r.ratio:.3f}" if r.ratio is not None else "-"
+        ratio = f"{r.ratio:.3g}" if r.ratio is not None else "-"
         note = "; ".join(r.notes[:2])
         lines.append(f"{r.feature:<20} {r.status:<8} {r.passed:>5} {r.failed:>5} {r.skipped:>5}  {err:>11}  {ratio:>7}  {note}")
     return "\n".join(lines)
@@ -423,7 +423,7 @@ def format_markdown(rows: list[Row], impl: Impl, summary: str) -> str:
              "| feature | status | pass | fail | skip | worst abs err | /tol | notes |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         err = f"{r.max_abs:.2e}" if r.max_abs is not None else ""
-        ratio = f"{r.ratio:.3f}" if r.ratio is not None else ""
+        ratio = f"{r.ratio:.3g}" if r.ratio is not None else ""
         note = "; ".join(r.notes).replace("|", "\\|")
         lines.append(f"| {r.feature} | {r.status} | {r.passed} | {r.failed} | {r.skipped} | {err} | {ratio} | {note} |")
     return "\n".join(lines) + "\n"

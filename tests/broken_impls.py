@@ -58,6 +58,32 @@ class TransposedBlocks(lstm_ref.LSTM):
         _prepare_with(self, params)
 
 
+class LayerInputHalvesSwapped(lstm_ref.LSTM):
+    """Feeds layers > 0 the previous layer's output as [reverse | forward] (bidirectional)."""
+
+    def _prepare(self) -> None:
+        params = dict(self._params)
+        if self.bidirectional:
+            w = self.output_hidden_size
+            for name in params:
+                if name.startswith("weight_ih_l") and not name.startswith("weight_ih_l0"):
+                    params[name] = np.concatenate([params[name][:, w:], params[name][:, :w]], axis=1)
+        _prepare_with(self, params)
+
+
+class ReverseHnFromLastStep(lstm_ref.LSTM):
+    """Takes the reverse direction's h_n from the last time step (it finishes at step 0)."""
+
+    def forward(self, input: Any, hx: Any = None, *, dropout_masks: Any = None) -> Any:
+        out, (h, c) = super().forward(input, hx, dropout_masks=dropout_masks)
+        if self.bidirectional and isinstance(out, np.ndarray) and out.ndim == 3 and out.shape[1] and out.shape[0]:
+            w = self.output_hidden_size
+            last = out[:, -1] if self.batch_first else out[-1]
+            h = h.copy()
+            h[-1] = last[:, w:]
+        return out, (h, c)
+
+
 class StateIgnored(lstm_ref.LSTM):
     """Ignores the given (h0, c0): every call starts from zeros."""
 
@@ -327,6 +353,8 @@ BROKEN: dict[str, tuple[str, ...]] = {
     "CellStateIgnored": ("hx_given", "stepwise"),
     "HnBatchFirst": ("batch_first",),
     "DirectionsSwapped": ("bidirectional", "probes"),
+    "LayerInputHalvesSwapped": ("bidirectional", "multi_layer"),
+    "ReverseHnFromLastStep": ("bidirectional",),
     "ReverseNotFlipped": ("bidirectional",),
     "DropoutAfterLastLayer": ("dropout_replay", "dropout_statistics"),
     "DropoutNotScaled": ("dropout_replay", "dropout_statistics"),
