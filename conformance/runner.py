@@ -130,6 +130,9 @@ def _cell_for(spec: str, factory: Any) -> Any:
 
 def load_impl(spec: str) -> Impl:
     """``MODULE:ATTR`` (or an alias: ``torch``, ``lstm_ref``) -> the factory and its declarations."""
+    from .extensions import load_extensions
+
+    load_extensions()  # extension rows (e.g. gradients) may be declared unsupported
     target = IMPL_ALIASES.get(spec, spec)
     if ":" not in target:
         raise SystemExit(f"--impl {spec!r}: expected MODULE:ATTR (e.g. lstm_ref:LSTM) or 'torch'")
