@@ -105,7 +105,7 @@ def _autograd(module: Any, outs: tuple[Any, Any, Any], leaves: list[Any], upstre
     each output is exactly ``u``), without grad_outputs (whose first use costs a 1 s import)."""
     import torch
 
-    loss = sum(torch.real(torch.conj(u) * o).sum() if o.is_complex() else (u * o).sum()
+    loss: Any = sum(torch.real(torch.conj(u) * o).sum() if o.is_complex() else (u * o).sum()
                for o, u in zip(outs, upstream, strict=True))
     grads = torch.autograd.grad(loss, [*leaves, *module.parameters()], allow_unused=True)
     return [torch.zeros_like(t) if g is None else g for g, t in zip(grads, [*leaves, *module.parameters()], strict=True)]
