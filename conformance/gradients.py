@@ -11,7 +11,7 @@ An extension module (see ``extensions.py``); importing it
   from live torch and, stored, from the fixtures (checked with torch absent);
 * appends the ``gradients`` CaseCheck: ``model.vjp(input, hx, dout_output, dout_h_n,
   dout_c_n, dropout_masks=...)`` (lstm_ref.LSTM's API) must return every one of those
-  tensors, compared with ``tolerances.GRADIENT`` (per tensor, relative to its scale).  The
+  tensors, compared with ``tolerances.CONFORMANCE_GRADIENT`` (per tensor, relative to its scale).  The
   first diverging tensor is named with the worst element, max abs/rel error and tolerance;
 * gives the ``--impl torch`` adapter a ``vjp`` (torch.autograd.grad), so torch itself is
   checked against the gradient fixtures.
@@ -34,7 +34,7 @@ import lstm_ref
 from . import checks, runner, torch_oracle
 from .cases import Case
 from .compare import Divergence, Stat
-from .tolerances import forward_tolerance, gradient_tolerance
+from .tolerances import conformance_gradient_tolerance, forward_tolerance
 
 FEATURE = "gradients"
 NOT_SUPPORTED = "gradients: not supported (the implementation has no vjp method)"
@@ -266,7 +266,7 @@ def compare_gradient(got: Any, want: np.ndarray, name: str, case: Case) -> Stat:
         raise Divergence(f"{what}: dtype {got.dtype}, torch's is {want.dtype}")
     if want.size == 0:
         return Stat()
-    tol = gradient_tolerance(case.dtype)
+    tol = conformance_gradient_tolerance(case.dtype)
     a, e = got.astype(np.complex128), want.astype(np.complex128)
     with np.errstate(invalid="ignore", over="ignore"):
         finite = np.isfinite(e)

@@ -93,3 +93,15 @@ def gradient_close(actual: np.ndarray, expected: np.ndarray, dtype: object | Non
     tol = gradient_tolerance(np.asarray(expected).dtype if dtype is None else dtype)
     err, scale = gradient_error(actual, expected)
     return err <= tol.rtol * scale + tol.atol
+
+
+# The conformance suite's `gradients` row: its complex draws are scaled 0.35 (cases.py), far
+# from the poles, and there complex64 gradients are as accurate as float32's -- measured
+# (lstm_ref vs torch 2.13.0, the 1536 complex64 cases of `--full --case 'L[12]-*'` and
+# 'L3-bi-*') at most 1.7e-6 abs, 7e-7 of the tensor's scale -- so it uses float32's bound
+# (about 30x headroom) instead of GRADIENT's 1e-2, which would let a 0.1% error through.
+CONFORMANCE_GRADIENT = {**GRADIENT, "complex64": GRADIENT["float32"]}
+
+
+def conformance_gradient_tolerance(dtype: object) -> Tolerance:
+    return CONFORMANCE_GRADIENT[np.dtype(dtype).name]  # type: ignore[arg-type]
