@@ -199,3 +199,10 @@ def test_compare_gradient_tolerance_is_relative_to_the_tensor_scale() -> None:
         gradients.compare_gradient(want.astype(np.float32), want, "x", case)
     with pytest.raises(gradients.Divergence, match="NaN/Inf pattern"):
         gradients.compare_gradient(np.array([[np.nan, 1e-9]]), want, "x", case)
+
+
+def test_a_permille_weight_gradient_error_fails_in_every_dtype() -> None:
+    _, results = run(f"{MODULE}:WeightGradOffByOnePermille")
+    failed = {c.dtype for c in all_cases() for r in results
+              if r.case == c.id and r.check == "gradients" and r.status == "fail"}
+    assert failed == {"float32", "float64", "complex64", "complex128"}
