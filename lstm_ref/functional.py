@@ -110,25 +110,23 @@ def lstm_cell(
     c: (n, H) cell state, updated in place to ``f*c + i*g``.
     h: (n, H_out) receives the new hidden state ``o*tanh(c)`` (projected if w_hr_t).
     scratch, h_cell: (n, H) work buffers; h_cell holds ``o*tanh(c)`` when projecting.
+
+    ``run_direction`` runs the same operations in the same order, inlined into its
+    loop with views prepared once (see there); this is the one-step form.
     """
     hidden = c.shape[1]
     sigmoid_block = gates[:, : 3 * hidden]
     np.exp(sigmoid_block, out=sigmoid_block)  # rows were negated: exp(-z)
-    sigmoid_block += 1
+    np.add(sigmoid_block, 1, out=sigmoid_block)
     np.reciprocal(sigmoid_block, out=sigmoid_block)
-    i = gates[:, :hidden]
-    f = gates[:, hidden : 2 * hidden]
-    o = gates[:, 2 * hidden : 3 * hidden]
     g = gates[:, 3 * hidden :]
     np.tanh(g, out=g)
-    c *= f
-    np.multiply(i, g, out=scratch)
-    c += scratch
+    np.multiply(gates[:, :hidden], g, out=scratch)  # i*g
+    np.multiply(c, gates[:, hidden : 2 * hidden], out=c)  # f*c
+    np.add(scratch, c, out=c)
     np.tanh(c, out=scratch)
-    if w_hr_t is None:
-        np.multiply(o, scratch, out=h)
-    else:
-        np.multiply(o, scratch, out=h_cell)
+    np.multiply(gates[:, 2 * hidden : 3 * hidden], scratch, out=h_cell if w_hr_t is not None else h)
+    if w_hr_t is not None:
         np.matmul(h_cell, w_hr_t, out=h)
 
 
@@ -154,26 +152,91 @@ def run_direction(
     their last state; running in reverse, a slot keeps h0/c0 until its own last
     step comes up.  That is exactly torch's packed semantics, and for dense input
     (all batch sizes equal) it is the plain recurrence.
+
+    The loop is ``lstm_cell`` inlined, tuned for per-step Python overhead (a step
+    of a small LSTM is a dozen NumPy calls of about a microsecond each):
+
+    * every view a step uses is made once per distinct batch size, not per step;
+    * ``tanh(g)`` is written next to ``c`` in one (B, 2H) buffer ``[tanh(g) | c]``,
+      so ``f*c`` and ``i*g`` are one multiply of ``[i | f]`` by it, and ``c`` one add;
+    * dense input (all batch sizes equal, so every slot steps every time) keeps
+      ``h`` in ``output``: each step writes its rows there and the next step's
+      recurrent product reads them back, with no copy.  Packed input keeps ``h``
+      in its own buffer, which also holds the finished slots' last states.
+    The arithmetic is lstm_cell's, operation for operation.
     """
+    batch, hidden = c0.shape
+    dtype = c0.dtype
+    w_hh_t, w_hr_t = weights.w_hh_t, weights.w_hr_t
+    sizes: list[int] = batch_sizes.tolist()
+    starts = [0] * len(sizes)
+    for t in range(1, len(sizes)):
+        starts[t] = starts[t - 1] + sizes[t - 1]
+    dense = sizes[0] == sizes[-1]  # sizes never increase: all equal
+
+    gates = np.empty((batch, 4 * hidden), dtype=dtype)
+    g_c = np.empty((batch, 2 * hidden), dtype=dtype)  # [tanh(g) | c]
+    g_c[:, hidden:] = c0
+    products = np.empty((batch, 2 * hidden), dtype=dtype)  # [i*g | f*c], then tanh(c) in the first half
+    h_cell = None if w_hr_t is None else np.empty((batch, hidden), dtype=dtype)
     h = np.array(h0, copy=True)
-    c = np.array(c0, copy=True)
-    batch, hidden = c.shape
-    gates = np.empty((batch, 4 * hidden), dtype=c.dtype)
-    scratch = np.empty((batch, hidden), dtype=c.dtype)
-    h_cell = h if weights.w_hr_t is None else np.empty((batch, hidden), dtype=c.dtype)
-    offsets = np.concatenate([[0], np.cumsum(batch_sizes)])
-    steps = range(len(batch_sizes) - 1, -1, -1) if reverse else range(len(batch_sizes))
+
+    views: dict[int, tuple[np.ndarray, ...]] = {}
+
+    def views_for(n: int) -> tuple[np.ndarray, ...]:
+        # gates, sigmoid block, o, g, [i | f], [tanh(g) | c], tanh(g), c, products, i*g, f*c, h_cell
+        step_gates, step_g_c, step_products = gates[:n], g_c[:n], products[:n]
+        return (
+            step_gates,
+            step_gates[:, : 3 * hidden],
+            step_gates[:, 2 * hidden : 3 * hidden],
+            step_gates[:, 3 * hidden :],
+            step_gates[:, : 2 * hidden],
+            step_g_c,
+            step_g_c[:, :hidden],
+            step_g_c[:, hidden:],
+            step_products,
+            step_products[:, :hidden],
+            step_products[:, hidden:],
+            step_products[:, :hidden] if h_cell is None else h_cell[:n],
+        )
+
+    one = np.ones((), dtype=dtype)  # a 0-d array: adding a Python scalar costs a conversion per call
+    steps = range(len(sizes) - 1, -1, -1) if reverse else range(len(sizes))
+    h_prev = h  # dense: the previous step's rows of output
+    # ufunc outputs are positional (cheaper than out=); np.dot has less call overhead than matmul.
     for t in steps:
-        n = int(batch_sizes[t])
-        rows = slice(int(offsets[t]), int(offsets[t]) + n)
-        step_gates = gates[:n]
-        np.matmul(h[:n], weights.w_hh_t, out=step_gates)
-        step_gates += input_projection[rows]
-        lstm_cell(step_gates, c[:n], h[:n], weights.w_hr_t, scratch[:n], h_cell[:n])
-        output[rows] = h[:n]
+        n, start = sizes[t], starts[t]
+        v = views.get(n)
+        if v is None:
+            v = views[n] = views_for(n)
+        step_gates, sigmoid_block, o, g, i_f, g_c_n, tanh_g, c, prods, i_g, f_c, o_tanh_c = v
+        h_new = output[start : start + n] if dense else h[:n]
+
+        np.dot(h_prev if dense else h_prev[:n], w_hh_t, step_gates)
+        np.add(step_gates, input_projection[start : start + n], step_gates)
+        np.exp(sigmoid_block, sigmoid_block)  # rows were negated: exp(-z)
+        np.add(sigmoid_block, one, sigmoid_block)
+        np.reciprocal(sigmoid_block, sigmoid_block)
+        np.tanh(g, tanh_g)
+        np.multiply(i_f, g_c_n, prods)  # [i*g | f*c]
+        np.add(i_g, f_c, c)
+        np.tanh(c, i_g)
+        if w_hr_t is None:
+            np.multiply(o, i_g, h_new)
+        else:
+            np.multiply(o, i_g, o_tanh_c)
+            np.matmul(o_tanh_c, w_hr_t, out=h_new)
+        if not dense:
+            output[start : start + n] = h_new
+        else:
+            h_prev = h_new
         if record is not None:
-            record(rows, step_gates, c[:n], h_cell[:n], h[:n])
-    return h, c
+            g[...] = tanh_g  # the recorder sees activated gates
+            record(slice(start, start + n), step_gates, c, o_tanh_c if h_cell is not None else h_new, h_new)
+    if dense:
+        h[...] = h_prev
+    return h, np.array(g_c[:, hidden:])
 
 
 def run_stack(
