@@ -181,40 +181,49 @@ def run_direction(
     h_cell = None if w_hr_t is None else np.empty((batch, hidden), dtype=dtype)
     h = np.array(h0, copy=True)
 
-    views: dict[int, tuple[np.ndarray, ...]] = {}
-
     def views_for(n: int) -> tuple[np.ndarray, ...]:
-        # gates, sigmoid block, o, g, [i | f], [tanh(g) | c], tanh(g), c, products, i*g, f*c, h_cell
+        """Every view a step of n active slots uses (made again only when n changes)."""
         step_gates, step_g_c, step_products = gates[:n], g_c[:n], products[:n]
         return (
             step_gates,
-            step_gates[:, : 3 * hidden],
-            step_gates[:, 2 * hidden : 3 * hidden],
-            step_gates[:, 3 * hidden :],
-            step_gates[:, : 2 * hidden],
-            step_g_c,
-            step_g_c[:, :hidden],
-            step_g_c[:, hidden:],
-            step_products,
-            step_products[:, :hidden],
-            step_products[:, hidden:],
-            step_products[:, :hidden] if h_cell is None else h_cell[:n],
+            step_gates[:, : 3 * hidden],  # sigmoid block i, f, o
+            step_gates[:, 2 * hidden : 3 * hidden],  # o
+            step_gates[:, 3 * hidden :],  # g
+            step_gates[:, : 2 * hidden],  # [i | f]
+            step_g_c,  # [tanh(g) | c]
+            step_g_c[:, :hidden],  # tanh(g)
+            step_g_c[:, hidden:],  # c
+            step_products,  # [i*g | f*c]
+            step_products[:, :hidden],  # i*g, then tanh(c)
+            step_products[:, hidden:],  # f*c
+            step_products[:, :hidden] if h_cell is None else h_cell[:n],  # o*tanh(c) when projecting
+            h[:n],
         )
 
+    if dense:  # time-major (L, N, ·) views: row block t is step t
+        projection_steps = input_projection.reshape(len(sizes), batch, input_projection.shape[1])
+        output_steps = output.reshape(len(sizes), batch, output.shape[1])  # a view: splits axis 0 only
     one = np.ones((), dtype=dtype)  # a 0-d array: adding a Python scalar costs a conversion per call
     steps = range(len(sizes) - 1, -1, -1) if reverse else range(len(sizes))
-    h_prev = h  # dense: the previous step's rows of output
+    h_prev = h_new = h
+    n_views = -1  # no views yet
     # ufunc outputs are positional (cheaper than out=); np.dot has less call overhead than matmul.
     for t in steps:
-        n, start = sizes[t], starts[t]
-        v = views.get(n)
-        if v is None:
-            v = views[n] = views_for(n)
-        step_gates, sigmoid_block, o, g, i_f, g_c_n, tanh_g, c, prods, i_g, f_c, o_tanh_c = v
-        h_new = output[start : start + n] if dense else h[:n]
+        n = sizes[t]
+        if n != n_views:
+            step_gates, sigmoid_block, o, g, i_f, g_c_n, tanh_g, c, prods, i_g, f_c, o_tanh_c, h_n = (
+                views_for(n)
+            )
+            n_views = n
+        if dense:
+            h_prev, h_new, projection = h_new, output_steps[t], projection_steps[t]
+        else:
+            rows = slice(starts[t], starts[t] + n)
+            h_prev = h_new = h_n
+            projection = input_projection[rows]
 
-        np.dot(h_prev if dense else h_prev[:n], w_hh_t, step_gates)
-        np.add(step_gates, input_projection[start : start + n], step_gates)
+        np.dot(h_prev, w_hh_t, step_gates)
+        np.add(step_gates, projection, step_gates)
         np.exp(sigmoid_block, sigmoid_block)  # rows were negated: exp(-z)
         np.add(sigmoid_block, one, sigmoid_block)
         np.reciprocal(sigmoid_block, sigmoid_block)
@@ -228,14 +237,13 @@ def run_direction(
             np.multiply(o, i_g, o_tanh_c)
             np.matmul(o_tanh_c, w_hr_t, out=h_new)
         if not dense:
-            output[start : start + n] = h_new
-        else:
-            h_prev = h_new
+            output[rows] = h_new
         if record is not None:
             g[...] = tanh_g  # the recorder sees activated gates
-            record(slice(start, start + n), step_gates, c, o_tanh_c if h_cell is not None else h_new, h_new)
+            h_cell_n = h_new if w_hr_t is None else o_tanh_c
+            record(slice(starts[t], starts[t] + n), step_gates, c, h_cell_n, h_new)
     if dense:
-        h[...] = h_prev
+        h[...] = h_new
     return h, np.array(g_c[:, hidden:])
 
 
