@@ -111,8 +111,8 @@ def lstm_cell(
     h: (n, H_out) receives the new hidden state ``o*tanh(c)`` (projected if w_hr_t).
     scratch, h_cell: (n, H) work buffers; h_cell holds ``o*tanh(c)`` when projecting.
 
-    ``run_direction`` runs the same operations in the same order, inlined into its
-    loop with views prepared once (see there); this is the one-step form.
+    ``run_direction`` runs the same operations, inlined into its loop with views
+    prepared once (see there); this is the one-step form.
     """
     hidden = c.shape[1]
     sigmoid_block = gates[:, : 3 * hidden]
@@ -156,14 +156,17 @@ def run_direction(
     The loop is ``lstm_cell`` inlined, tuned for per-step Python overhead (a step
     of a small LSTM is a dozen NumPy calls of about a microsecond each):
 
-    * every view a step uses is made once per distinct batch size, not per step;
+    * every view a step uses is made again only when the batch size changes;
     * ``tanh(g)`` is written next to ``c`` in one (B, 2H) buffer ``[tanh(g) | c]``,
       so ``f*c`` and ``i*g`` are one multiply of ``[i | f]`` by it, and ``c`` one add;
     * dense input (all batch sizes equal, so every slot steps every time) keeps
       ``h`` in ``output``: each step writes its rows there and the next step's
       recurrent product reads them back, with no copy.  Packed input keeps ``h``
       in its own buffer, which also holds the finished slots' last states.
-    The arithmetic is lstm_cell's, operation for operation.
+    (A BLAS gemm with beta=1, e.g. scipy's, could fold ``+ input_projection`` into
+    the recurrent product; that add is about 5% of a step, not worth a dependency.)
+    The arithmetic is lstm_cell's, operation for operation (bitwise the same for
+    real dtypes; for complex, ``f*c`` vs ``c*f`` may round differently under FMA).
     """
     batch, hidden = c0.shape
     dtype = c0.dtype
