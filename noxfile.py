@@ -1,4 +1,4 @@
-"""Task runner: `nox -s tests`, `nox -s lint`, `nox -s bench`, `nox -s regen`."""
+"""Task runner: `nox -s tests`, `nox -s lint`, `nox -s conformance`, `nox -s regen`, `nox -s bench`."""
 
 from pathlib import Path
 
@@ -6,12 +6,28 @@ import nox
 
 nox.options.sessions = ["tests", "lint"]
 PYTHON = "3.11"
+LINTERS = ("ruff==0.17.6", "mypy==2.4.1")  # pinned: new releases add rules
 
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def conformance(session: nox.Session) -> None:
+    """The conformance table; arguments after `--` go to lstm-conformance (e.g. `--impl torch`)."""
+    session.install("-e", ".[test]")
+    session.run("lstm-conformance", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def regen(session: nox.Session) -> None:
+    """Rewrite fixtures/ from live torch (pinned by the test extra), then verify it is byte-stable."""
+    session.install("-e", ".[test]")
+    session.run("lstm-conformance", "regen")
+    session.run("lstm-conformance", "regen", "--check")
 
 
 @nox.session(python=PYTHON)
@@ -32,7 +48,7 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    session.install("-e", ".", "ruff", "mypy")
+    session.install("-e", ".", *LINTERS)
     session.run("ruff", "check", "lstm_ref")
     session.run("ruff", "format", "--check", "lstm_ref")
     session.run("mypy", "lstm_ref")
