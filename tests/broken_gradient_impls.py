@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 import lstm_ref
+from tests.broken_impls import Wrapped
 
 
 class _VjpPatch(lstm_ref.LSTM):
@@ -77,27 +78,8 @@ class IgnoresGradHn(lstm_ref.LSTM):
         return super().vjp(input, hx, grad_output, None, grad_c_n, dropout_masks=dropout_masks)
 
 
-class NoVjp:
-    """A correct forward-only implementation (no vjp method): gradients are "not supported"."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._m = lstm_ref.LSTM(*args, **kwargs)
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return self._m.state_dict()
-
-    def load_state_dict(self, sd: Any) -> None:
-        self._m.load_state_dict(sd)
-
-    def train(self, mode: bool = True) -> NoVjp:
-        self._m.train(mode)
-        return self
-
-    def eval(self) -> NoVjp:
-        return self.train(False)
-
-    def __call__(self, input: Any, hx: Any = None, *, dropout_masks: Any = None) -> Any:
-        return self._m(input, hx, dropout_masks=dropout_masks)
+# A correct forward-only implementation (no vjp method): gradients are "not supported".
+NoVjp = Wrapped
 
 
 class GradientsDeclaredUnsupported(DroppedC0Grad):

@@ -6,9 +6,6 @@ from the fixtures with torch absent."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,31 +15,13 @@ from conformance import fixtures, runner
 from conformance.cases import all_cases
 from conformance.extensions import load_extensions
 from tests import broken_gradient_impls
+from tests.suite_helpers import has_torch, needs_torch, run_cli
 
 load_extensions()
 
 from conformance import gradients  # noqa: E402  (registered by load_extensions)
 
-ROOT = Path(__file__).resolve().parent.parent
-BLOCK_TORCH = "import sys; sys.modules['torch'] = None; from conformance.cli import main; sys.exit(main(sys.argv[1:]))"
 MODULE = "tests.broken_gradient_impls"
-
-
-def _has_torch() -> bool:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-needs_torch = pytest.mark.skipif(not _has_torch(), reason="torch not installed")
-
-
-def run_cli(*args: str, block_torch: bool = False) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-c", BLOCK_TORCH] if block_torch else [sys.executable, "-m", "conformance"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([*cmd, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
 def run(spec: str, oracle: str = "fixtures", pattern: str | None = None) -> tuple[dict[str, runner.Row], list[runner.Result]]:
@@ -128,7 +107,7 @@ def test_failure_names_the_first_diverging_tensor_and_the_others() -> None:
 
 def test_cli_fails_broken_gradient_with_json_report(tmp_path: Path) -> None:
     report = tmp_path / "report.json"
-    oracle = "both" if _has_torch() else "fixtures"
+    oracle = "both" if has_torch() else "fixtures"
     proc = run_cli("--impl", f"{MODULE}:DroppedC0Grad", "--oracle", oracle, "--report", str(report))
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "FAIL gradients [" in proc.stdout and "gradient of 'c0' diverges" in proc.stdout
@@ -137,7 +116,7 @@ def test_cli_fails_broken_gradient_with_json_report(tmp_path: Path) -> None:
     failing = {row["feature"] for row in data["table"] if row["status"] == "FAIL"}
     assert failing == {"gradients"}
     oracles = {r["oracle"] for r in data["results"] if r["check"] == "gradients" and r["status"] == "fail"}
-    assert oracles == ({"fixtures", "torch"} if _has_torch() else {"fixtures"})
+    assert oracles == ({"fixtures", "torch"} if has_torch() else {"fixtures"})
 
 
 def test_cli_without_torch_checks_gradients_from_fixtures(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ unsupported, works without torch, and treats bad fixtures as errors."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -19,26 +18,7 @@ from conformance import cli, fixtures, runner
 from conformance.cases import FACTORS, all_cases, pairwise
 from conformance.errors import ERROR_CASES
 from tests import broken_impls
-
-ROOT = Path(__file__).resolve().parent.parent
-BLOCK_TORCH = "import sys; sys.modules['torch'] = None; from conformance.cli import main; sys.exit(main(sys.argv[1:]))"
-
-
-def _has_torch() -> bool:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-needs_torch = pytest.mark.skipif(not _has_torch(), reason="torch not installed")
-
-
-def run_cli(*args: str, block_torch: bool = False) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-c", BLOCK_TORCH] if block_torch else [sys.executable, "-m", "conformance"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([*cmd, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+from tests.suite_helpers import ROOT, needs_torch, run_cli
 
 
 def table_of(impl_spec: str, oracle: str = "fixtures") -> dict[str, runner.Row]:
