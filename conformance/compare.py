@@ -86,16 +86,22 @@ def _first_bad(bad: np.ndarray, layout: Layout) -> tuple[int, ...]:
     return min(indices, key=lambda ix: (-layout.time_of(ix), ix))
 
 
+def check_form(what: str, actual: object, expected: np.ndarray, expected_by: str = "expected") -> None:
+    """An ndarray of the expected shape and dtype, or a Divergence saying which differs."""
+    if not isinstance(actual, np.ndarray):
+        raise Divergence(f"{what}: expected a numpy.ndarray, got {type(actual).__name__}")
+    if actual.shape != expected.shape:
+        raise Divergence(f"{what}: shape {actual.shape}, {expected_by} {expected.shape}")
+    if actual.dtype != expected.dtype:
+        raise Divergence(f"{what}: dtype {actual.dtype}, {expected_by} {expected.dtype}")
+
+
+
 def compare(actual: object, expected: np.ndarray, tol: Tolerance, what: str, layout: Layout) -> Stat:
     """Elementwise ``|a - e| <= atol + rtol * |e|`` (NaN where NaN, equal infinities)."""
     tol_txt = f"tolerance rtol={tol.rtol:g}, atol={tol.atol:g}"
-    if not isinstance(actual, np.ndarray):
-        raise Divergence(f"{what}: expected a numpy.ndarray, got {type(actual).__name__}")
     a, e = actual, np.asarray(expected)
-    if a.shape != e.shape:
-        raise Divergence(f"{what}: shape {a.shape}, expected {e.shape}")
-    if a.dtype != e.dtype:
-        raise Divergence(f"{what}: dtype {a.dtype}, expected {e.dtype}")
+    check_form(what, a, e)
     if a.size == 0:
         return Stat()
     a128, e128 = a.astype(np.complex128), e.astype(np.complex128)

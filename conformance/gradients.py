@@ -33,7 +33,7 @@ import lstm_ref
 
 from . import checks, runner, torch_oracle
 from .cases import Case
-from .compare import Divergence, Stat
+from .compare import Divergence, Stat, check_form
 from .tolerances import conformance_gradient_tolerance, forward_tolerance
 
 FEATURE = "gradients"
@@ -258,12 +258,7 @@ def compare_gradient(got: Any, want: np.ndarray, name: str, case: Case) -> Stat:
     """One gradient tensor: type, shape, dtype, NaN/Inf pattern, then the GRADIENT criterion
     ``max|got - want| <= rtol * max|want| + atol`` over the finite entries."""
     what = f"gradient of {name!r}"
-    if not isinstance(got, np.ndarray):
-        raise Divergence(f"{what}: expected a numpy.ndarray, got {type(got).__name__}")
-    if got.shape != want.shape:
-        raise Divergence(f"{what}: shape {got.shape}, torch's is {want.shape}")
-    if got.dtype != want.dtype:
-        raise Divergence(f"{what}: dtype {got.dtype}, torch's is {want.dtype}")
+    check_form(what, got, want, expected_by="torch's is")
     if want.size == 0:
         return Stat()
     tol = conformance_gradient_tolerance(case.dtype)
