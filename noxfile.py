@@ -49,6 +49,6 @@ def bench(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     session.install("-e", ".", *LINTERS)
-    session.run("ruff", "check", "lstm_ref")
-    session.run("ruff", "format", "--check", "lstm_ref")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
     session.run("mypy", "lstm_ref")

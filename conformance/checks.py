@@ -94,7 +94,15 @@ def call(model: Any, x: Any, hx: Any, masks: list[np.ndarray] | None) -> tuple[A
 
 def output_layout(case: Case, exp: dict[str, np.ndarray], batch_first: bool | None = None) -> Layout:
     bf = case.batch_first if batch_first is None else batch_first
-    kind = "packed" if case.packed else "unbatched" if case.form == "unbatched" else "batch_first" if bf else "time_major"
+    kind = (
+        "packed"
+        if case.packed
+        else "unbatched"
+        if case.form == "unbatched"
+        else "batch_first"
+        if bf
+        else "time_major"
+    )
     return Layout(
         kind,
         case.num_directions,
@@ -205,7 +213,10 @@ def locate(ctx: Context) -> str:
             compare(c_n, layer_exp["c_n"], tol, f"layer {layer} c_n", state)
         except Divergence as div:
             gate = _locate_gate(ctx, model, x, hx, layer) if isinstance(model, lstm_ref.LSTM) else ""
-            return f"Run alone on the reference's layer-{layer} input, layer {layer} diverges: {div.message}" + gate
+            return (
+                f"Run alone on the reference's layer-{layer} input, layer {layer} diverges: {div.message}"
+                + gate
+            )
         except Exception as exc:  # the single-layer rerun itself failed
             return f"(could not rerun layer {layer} alone: {type(exc).__name__}: {exc})"
     return (
@@ -253,10 +264,17 @@ def _locate_gate(ctx: Context, model: Any, x: Any, hx: Any, layer: int) -> str:
 
     for direction in range(d):
         sfx = f"_l{layer}" + ("_reverse" if direction else "")
-        w = {k[2:].replace(sfx, ""): np.asarray(v, dtype=wide) for k, v in exp.items() if k == "w." + k[2:].split(sfx)[0] + sfx}
+        w = {
+            k[2:].replace(sfx, ""): np.asarray(v, dtype=wide)
+            for k, v in exp.items()
+            if k == "w." + k[2:].split(sfx)[0] + sfx
+        }
         t_dir = tr.at(0, direction)
         time_major = replace(case, batch_first=False)  # trace arrays are time-major
-        impl = {n: _rows(time_major, np.asarray(getattr(t_dir, n))).astype(wide) for n in ("i", "f", "g", "o", "c", "h")}
+        impl = {
+            n: _rows(time_major, np.asarray(getattr(t_dir, n))).astype(wide)
+            for n in ("i", "f", "g", "o", "c", "h")
+        }
         h0 = None if hx is None else np.asarray(hx[0][direction], dtype=wide).reshape(-1, h_out)
         c0 = None if hx is None else np.asarray(hx[1][direction], dtype=wide).reshape(-1, hid)
         steps = range(len(sizes) - 1, -1, -1) if direction else range(len(sizes))
@@ -307,7 +325,11 @@ def check_forward(ctx: Context) -> Stat:
         where = locate(ctx)
         raise Divergence(div.message + ("\n    " + where if where else ""), div.max_abs, div.ratio) from None
     pristine = model_input(case, exp)
-    if not np.array_equal(np.asarray(x[0] if case.packed else x), np.asarray(pristine[0] if case.packed else pristine), equal_nan=True):
+    if not np.array_equal(
+        np.asarray(x[0] if case.packed else x),
+        np.asarray(pristine[0] if case.packed else pristine),
+        equal_nan=True,
+    ):
         raise Divergence("the call modified its input array in place")
     if hx is not None and not (np.array_equal(hx[0], exp["h0"]) and np.array_equal(hx[1], exp["c0"])):
         raise Divergence("the call modified hx in place")
@@ -336,7 +358,12 @@ def check_stepwise(ctx: Context) -> Stat:
     case, exp = ctx.case, ctx.exp
     out, h, c = _run_chunks(ctx, list(range(case.steps + 1)))
     stat = compare_all(case, exp, ctx.tol, out, h, c, "stepwise vs whole-sequence ")
-    stepwise = {**exp, "output": exp["stepwise_output"], "h_n": exp["stepwise_h_n"], "c_n": exp["stepwise_c_n"]}
+    stepwise = {
+        **exp,
+        "output": exp["stepwise_output"],
+        "h_n": exp["stepwise_h_n"],
+        "c_n": exp["stepwise_c_n"],
+    }
     return stat.merge(compare_all(case, stepwise, ctx.tol, out, h, c, "stepwise vs torch stepwise "))
 
 
@@ -424,7 +451,11 @@ def check_input_layout(ctx: Context) -> Stat:
         for a in hx:
             a.flags.writeable = False
     stat = Stat()
-    for label, variant in (("strided", wide[..., ::2]), ("Fortran-order", np.asfortranarray(x)), ("read-only", frozen)):
+    for label, variant in (
+        ("strided", wide[..., ::2]),
+        ("Fortran-order", np.asfortranarray(x)),
+        ("read-only", frozen),
+    ):
         try:
             out, h, c = call(model, variant, hx, None)
         except Exception as exc:
@@ -467,7 +498,9 @@ def check_state_dict(ctx: Context) -> Stat:
         except RuntimeError:
             continue
         except Exception as exc:
-            raise Divergence(f"load_state_dict with {label} raised {type(exc).__name__}, torch raises RuntimeError") from exc
+            raise Divergence(
+                f"load_state_dict with {label} raised {type(exc).__name__}, torch raises RuntimeError"
+            ) from exc
         raise Divergence(f"load_state_dict with {label} was accepted silently; torch raises RuntimeError")
     return Stat()
 
@@ -519,8 +552,15 @@ CASE_CHECKS: list[CaseCheck] = [
     CaseCheck(
         "cell",
         check_cell,
-        lambda c, e: _ok(e) and c.num_layers == 1 and not c.bidirectional and not c.proj_size
-        and c.form in ("batched", "unbatched") and c.batch_size > 0 and c.steps <= 50,
+        lambda c, e: (
+            _ok(e)
+            and c.num_layers == 1
+            and not c.bidirectional
+            and not c.proj_size
+            and c.form in ("batched", "unbatched")
+            and c.batch_size > 0
+            and c.steps <= 50
+        ),
         lambda c: ("cell",),
         every_oracle=False,
     ),
@@ -561,7 +601,9 @@ CASE_CHECKS: list[CaseCheck] = [
     CaseCheck(
         "input_layout",
         check_input_layout,
-        lambda c, e: _ok(e) and c.form == "batched" and not c.replays_masks and c.batch_size > 0 and c.steps <= 50,
+        lambda c, e: (
+            _ok(e) and c.form == "batched" and not c.replays_masks and c.batch_size > 0 and c.steps <= 50
+        ),
         lambda c: ("edge_layout", c.dtype),
         every_oracle=False,
     ),
@@ -595,7 +637,15 @@ def check_dropout_statistics(factory: Factory) -> Stat:
     g = tanh(x_j) alone (i and o saturated open, f shut, no recurrence), so
     h1_j = o * tanh(i * tanh(x_j)), with x_j = mask_j * y0_j / (1 - p)."""
     hidden, p, steps, batch = 8, 0.4, 40, 8
-    case = Case(num_layers=2, hidden_size=hidden, input_size=3, steps=steps, batch=batch, dropout=p, name="dropout-stats")
+    case = Case(
+        num_layers=2,
+        hidden_size=hidden,
+        input_size=3,
+        steps=steps,
+        batch=batch,
+        dropout=p,
+        name="dropout-stats",
+    )
     data = case.make_data()
     w = weights(data)
     eye, big = np.eye(hidden), 40.0  # sigmoid(40) == 1.0 and sigmoid(-40) ~ 4e-18 in float64
@@ -610,7 +660,12 @@ def check_dropout_statistics(factory: Factory) -> Stat:
     model = build(factory, replace(case, mode="train"), data, weights_=w)
     x = data["x"]
     outs = [call(model, x.copy(), None, None)[0] for _ in range(2)]
-    layer0 = build(factory, replace(case, num_layers=1, dropout=0.0), data, weights_={k: v for k, v in w.items() if "_l0" in k})
+    layer0 = build(
+        factory,
+        replace(case, num_layers=1, dropout=0.0),
+        data,
+        weights_={k: v for k, v in w.items() if "_l0" in k},
+    )
     layer0.eval()
     y0 = call(layer0, x.copy(), None, None)[0]
     sig = 1 / (1 + np.exp(-big))

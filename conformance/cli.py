@@ -1,8 +1,8 @@
 """``lstm-conformance``: run the conformance suite and print the conformance table.
 
-    lstm-conformance [--impl MODULE:ATTR|torch] [--full] [--case PATTERN]
-                     [--oracle both|fixtures|torch] [--report PATH.json]
-    lstm-conformance regen [--check]
+lstm-conformance [--impl MODULE:ATTR|torch] [--full] [--case PATTERN]
+                 [--oracle both|fixtures|torch] [--report PATH.json]
+lstm-conformance regen [--check]
 """
 
 from __future__ import annotations
@@ -22,25 +22,49 @@ def _parser() -> argparse.ArgumentParser:
         description="Check an LSTM implementation against torch.nn.LSTM (golden fixtures and, "
         "when installed, live torch). 'lstm-conformance regen [--check]' rewrites the fixtures.",
     )
-    p.add_argument("--impl", default=runner.DEFAULT_IMPL, help="MODULE:ATTR of the implementation "
-                   "under test (lstm_ref.LSTM's API), or 'torch' (default: %(default)s)")
-    p.add_argument("--full", action="store_true", help="the whole option product (3072 cases) "
-                   "instead of all pairs; cases beyond the fixtures need live torch")
-    p.add_argument("--case", metavar="PATTERN", help="run only cases whose id matches (fnmatch), e.g. "
-                   "'L2-*' or 'errors:*' or 'dropout_statistics'")
-    p.add_argument("--oracle", choices=("both", "fixtures", "torch"), default="both",
-                   help="fixtures, live torch, or both (default; torch is skipped when absent)")
+    p.add_argument(
+        "--impl",
+        default=runner.DEFAULT_IMPL,
+        help="MODULE:ATTR of the implementation "
+        "under test (lstm_ref.LSTM's API), or 'torch' (default: %(default)s)",
+    )
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="the whole option product (3072 cases) "
+        "instead of all pairs; cases beyond the fixtures need live torch",
+    )
+    p.add_argument(
+        "--case",
+        metavar="PATTERN",
+        help="run only cases whose id matches (fnmatch), e.g. 'L2-*' or 'errors:*' or 'dropout_statistics'",
+    )
+    p.add_argument(
+        "--oracle",
+        choices=("both", "fixtures", "torch"),
+        default="both",
+        help="fixtures, live torch, or both (default; torch is skipped when absent)",
+    )
     p.add_argument("--report", metavar="PATH.json", type=Path, help="write every result as JSON")
     p.add_argument("--markdown", metavar="PATH.md", type=Path, help="also write the table as Markdown")
-    p.add_argument("--fixtures", type=Path, default=FIXTURES_DIR, help="fixtures directory (default: %(default)s)")
-    p.add_argument("--list", action="store_true", help="list the selected cases and their table rows, run nothing")
-    p.add_argument("--max-failures", type=int, default=10, help="failure details to print (default %(default)s)")
+    p.add_argument(
+        "--fixtures", type=Path, default=FIXTURES_DIR, help="fixtures directory (default: %(default)s)"
+    )
+    p.add_argument(
+        "--list", action="store_true", help="list the selected cases and their table rows, run nothing"
+    )
+    p.add_argument(
+        "--max-failures", type=int, default=10, help="failure details to print (default %(default)s)"
+    )
     return p
 
 
 def _regen(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="lstm-conformance regen", description="Rewrite fixtures/ from "
-                                "live torch; --check regenerates in memory and reports drift (exit 1).")
+    p = argparse.ArgumentParser(
+        prog="lstm-conformance regen",
+        description="Rewrite fixtures/ from "
+        "live torch; --check regenerates in memory and reports drift (exit 1).",
+    )
     p.add_argument("--check", action="store_true")
     p.add_argument("--fixtures", type=Path, default=FIXTURES_DIR)
     args = p.parse_args(argv)

@@ -51,7 +51,9 @@ class Layout:
             where = f"layer {k // d + self.layer_offset}, direction {k % d} ({direction(k)})"
             return where + (f", batch {index[1]}" if self.kind == "state" else "") + f", unit {index[-1]}"
         col = index[-1]
-        dir_txt = f"direction {col // self.width} ({direction(col // self.width)})" if d == 2 else "direction 0"
+        dir_txt = (
+            f"direction {col // self.width} ({direction(col // self.width)})" if d == 2 else "direction 0"
+        )
         if self.kind == "time_major":
             t, b = index[0], index[1]
         elif self.kind == "batch_first":
@@ -79,7 +81,9 @@ def _first_bad(bad: np.ndarray, layout: Layout) -> tuple[int, ...]:
     else the latest step of the reverse direction (it runs backwards)."""
     indices = [tuple(int(i) for i in ix) for ix in np.argwhere(bad)]
     if layout.kind.startswith("state") or layout.num_directions == 1:
-        return min(indices, key=lambda ix: (layout.time_of(ix), ix) if not layout.kind.startswith("state") else ix)
+        return min(
+            indices, key=lambda ix: (layout.time_of(ix), ix) if not layout.kind.startswith("state") else ix
+        )
     forward = [ix for ix in indices if ix[-1] < layout.width]
     if forward:
         return min(forward, key=lambda ix: (layout.time_of(ix), ix))
@@ -94,7 +98,6 @@ def check_form(what: str, actual: object, expected: np.ndarray, expected_by: str
         raise Divergence(f"{what}: shape {actual.shape}, {expected_by} {expected.shape}")
     if actual.dtype != expected.dtype:
         raise Divergence(f"{what}: dtype {actual.dtype}, {expected_by} {expected.dtype}")
-
 
 
 def compare(actual: object, expected: np.ndarray, tol: Tolerance, what: str, layout: Layout) -> Stat:

@@ -121,7 +121,9 @@ ERROR_CASES: list[ErrorCase] = [
         call=lambda: (_packed(7), None),
         expected="RuntimeError",
     ),
-    ErrorCase("hx-unbatched-wrong-size", call=lambda: (_a(5, 3), (_a(1, 5), _a(1, 4))), expected="RuntimeError"),
+    ErrorCase(
+        "hx-unbatched-wrong-size", call=lambda: (_a(5, 3), (_a(1, 5), _a(1, 4))), expected="RuntimeError"
+    ),
 ]
 
 

@@ -24,13 +24,19 @@ import numpy as np
 from .cases import Case
 
 FORMAT = 1
+
+
 def _default_dir() -> Path:
     """$LSTM_CONFORMANCE_FIXTURES, else the repository's fixtures/ (editable install or source
     tree), else ./fixtures."""
     if os.environ.get("LSTM_CONFORMANCE_FIXTURES"):
         return Path(os.environ["LSTM_CONFORMANCE_FIXTURES"])
     beside = Path(__file__).resolve().parent.parent / "fixtures"
-    return beside if (beside / "manifest.json").is_file() or not (Path.cwd() / "fixtures").is_dir() else Path.cwd() / "fixtures"
+    return (
+        beside
+        if (beside / "manifest.json").is_file() or not (Path.cwd() / "fixtures").is_dir()
+        else Path.cwd() / "fixtures"
+    )
 
 
 FIXTURES_DIR = _default_dir()
@@ -262,7 +268,9 @@ def main_regen(check: bool, directory: Path = FIXTURES_DIR, out: Any = sys.stdou
     if not check:
         write(directory, files)
         total = sum(len(b) for b in files.values())
-        print(f"wrote {len(files) - 1} case files + {MANIFEST} to {directory} ({total / 1e6:.2f} MB)", file=out)
+        print(
+            f"wrote {len(files) - 1} case files + {MANIFEST} to {directory} ({total / 1e6:.2f} MB)", file=out
+        )
         return 0
     problems = drift(FixtureStore(directory), manifest, files)
     for line in problems:

@@ -99,7 +99,9 @@ def _leaves(module: Any, x: Any, hx: Any) -> tuple[Any, Any, Any, Any]:
     return x, leaf, h0.detach().clone().requires_grad_(), c0.detach().clone().requires_grad_()
 
 
-def _autograd(module: Any, outs: tuple[Any, Any, Any], leaves: list[Any], upstream: Sequence[Any]) -> list[Any]:
+def _autograd(
+    module: Any, outs: tuple[Any, Any, Any], leaves: list[Any], upstream: Sequence[Any]
+) -> list[Any]:
     """torch.autograd.grad(outs, leaves + parameters, upstream), as the gradient of the real
     scalar ``sum(Re(conj(u) * out))``: the same vector-Jacobian product (the upstream reaching
     each output is exactly ``u``), without grad_outputs (whose first use costs a 1 s import)."""
@@ -110,10 +112,15 @@ def _autograd(module: Any, outs: tuple[Any, Any, Any], leaves: list[Any], upstre
         for o, u in zip(outs, upstream, strict=True)
     )
     grads = torch.autograd.grad(loss, [*leaves, *module.parameters()], allow_unused=True)
-    return [torch.zeros_like(t) if g is None else g for g, t in zip(grads, [*leaves, *module.parameters()], strict=True)]
+    return [
+        torch.zeros_like(t) if g is None else g
+        for g, t in zip(grads, [*leaves, *module.parameters()], strict=True)
+    ]
 
 
-def produce(case: Case, arrays: dict[str, np.ndarray], module: Any, inputs: dict[str, Any]) -> dict[str, np.ndarray]:
+def produce(
+    case: Case, arrays: dict[str, np.ndarray], module: Any, inputs: dict[str, Any]
+) -> dict[str, np.ndarray]:
     """The array producer: ``dout_*`` and torch's ``grad_*`` for ``case`` (nothing where the
     forward raised)."""
     import torch
@@ -133,10 +140,18 @@ def produce(case: Case, arrays: dict[str, np.ndarray], module: Any, inputs: dict
             # inputs), where another draw would move them by O(0.1)
             tol = forward_tolerance(case.dtype)
             for name, got in (("output", data), ("h_n", h_n), ("c_n", c_n)):
-                if not np.allclose(torch_oracle._np(got), arrays[name], 100 * tol.rtol, 100 * tol.atol, equal_nan=True):
-                    raise RuntimeError(f"{case.id}: the differentiated forward's dropout draw is not the stored masks'")
-        grads = _autograd(module, (data, h_n, c_n), [leaf, h0, c0],
-                          [torch.from_numpy(upstream["dout_" + k].copy()) for k in UPSTREAM])
+                if not np.allclose(
+                    torch_oracle._np(got), arrays[name], 100 * tol.rtol, 100 * tol.atol, equal_nan=True
+                ):
+                    raise RuntimeError(
+                        f"{case.id}: the differentiated forward's dropout draw is not the stored masks'"
+                    )
+        grads = _autograd(
+            module,
+            (data, h_n, c_n),
+            [leaf, h0, c0],
+            [torch.from_numpy(upstream["dout_" + k].copy()) for k in UPSTREAM],
+        )
     names = ["input", "h0", "c0", *(name for name, _ in module.named_parameters())]
     return {**upstream, **{"grad_" + n: torch_oracle._np(g) for n, g in zip(names, grads, strict=True)}}
 
@@ -160,14 +175,18 @@ def _layered(module: Any, x: Any, hx: tuple[Any, Any], noise: list[Any]) -> tupl
         single = torch_oracle._single_layer(module, layer)
         for name in list(single._parameters):
             single._parameters[name] = module._parameters[name.replace("_l0", f"_l{layer}")]
-        out, (h, c) = single(layer_input, (hx[0][layer * d : (layer + 1) * d], hx[1][layer * d : (layer + 1) * d]))
+        out, (h, c) = single(
+            layer_input, (hx[0][layer * d : (layer + 1) * d], hx[1][layer * d : (layer + 1) * d])
+        )
         hs.append(h)
         cs.append(c)
         layer_input = out
         if layer < int(module.num_layers) - 1:
             n = noise[layer]
             if isinstance(out, PackedSequence):
-                layer_input = PackedSequence(out.data * n, out.batch_sizes, out.sorted_indices, out.unsorted_indices)
+                layer_input = PackedSequence(
+                    out.data * n, out.batch_sizes, out.sorted_indices, out.unsorted_indices
+                )
             elif unbatched:
                 layer_input = out * n.reshape(out.shape)
             elif module.batch_first:
@@ -212,7 +231,9 @@ def torch_vjp(
         if isinstance(grad_output, lstm_ref.PackedSequence):
             grad_output = grad_output.data
         upstream = [
-            torch.zeros_like(t) if g is None else torch.from_numpy(np.array(g, dtype=torch_oracle._np(t).dtype))
+            torch.zeros_like(t)
+            if g is None
+            else torch.from_numpy(np.array(g, dtype=torch_oracle._np(t).dtype))
             for g, t in ((grad_output, data), (grad_h_n, h_n), (grad_c_n, c_n))
         ]
         grads = _autograd(m, (data, h_n, c_n), [leaf, h0, c0], upstream)
@@ -270,7 +291,10 @@ def compare_gradient(got: Any, want: np.ndarray, name: str, case: Case) -> Stat:
             ix = tuple(int(i) for i in np.argwhere(pattern)[0])
             raise Divergence(
                 f"{what}: NaN/Inf pattern differs first at {_where(name, ix, case)}: got {got[ix]}, "
-                f"torch has {want[ix]} ({int(pattern.sum())} elements differ)", float("inf"), float("inf"))
+                f"torch has {want[ix]} ({int(pattern.sum())} elements differ)",
+                float("inf"),
+                float("inf"),
+            )
         diff = np.where(finite, np.abs(a - e), 0.0).real
         diff = np.where(np.isnan(diff), np.inf, diff)
     scale = float(np.abs(np.where(finite, e, 0)).max())
@@ -282,7 +306,9 @@ def compare_gradient(got: Any, want: np.ndarray, name: str, case: Case) -> Stat:
             f"{what} diverges: max abs err {err:.3e}, max rel err {err / scale if scale else float('inf'):.3e} "
             f"(relative to max|grad| {scale:.3e}); tolerance rtol={tol.rtol:g} * max|grad| + atol={tol.atol:g} "
             f"= {bound:.3e}; worst at {_where(name, ix, case)}: got {got[ix]}, torch {want[ix]}",
-            err, err / bound)
+            err,
+            err / bound,
+        )
     return Stat(err, err / bound)
 
 
@@ -290,7 +316,9 @@ def check_gradients(ctx: checks.Context) -> Stat:
     """vjp with the oracle's upstream gradients == torch.autograd.grad, tensor by tensor."""
     case, exp = ctx.case, ctx.exp
     if "dout_output" not in exp:
-        raise GradientsSkipped(f"the {ctx.oracle} oracle has no gradients for this case (run `lstm-conformance regen`)")
+        raise GradientsSkipped(
+            f"the {ctx.oracle} oracle has no gradients for this case (run `lstm-conformance regen`)"
+        )
     declared = _declared_unsupported(ctx.factory, case)
     if declared:
         raise GradientsSkipped(declared)
@@ -305,7 +333,7 @@ def check_gradients(ctx: checks.Context) -> Stat:
         got = vjp(*args) if masks is None else vjp(*args, dropout_masks=masks)
     if not isinstance(got, dict):
         raise Divergence(f"vjp returned {type(got).__name__}, expected a dict of gradients by name")
-    expected = {k[len("grad_"):]: v for k, v in exp.items() if k.startswith("grad_")}
+    expected = {k[len("grad_") :]: v for k, v in exp.items() if k.startswith("grad_")}
     missing = [k for k in expected if k not in got]
     if missing:
         raise Divergence(f"vjp returned no gradient for {missing} (expected {list(expected)})")

@@ -277,7 +277,9 @@ def case_job(impl: Impl, case: Case, oracles: list[Oracle]) -> Job:
                 continue
             if oracle.skip_reason:
                 results.append(
-                    Result("forward", case.id, oracle.name, case.features(), "skip", message=oracle.skip_reason)
+                    Result(
+                        "forward", case.id, oracle.name, case.features(), "skip", message=oracle.skip_reason
+                    )
                 )
                 continue
             try:
@@ -285,8 +287,15 @@ def case_job(impl: Impl, case: Case, oracles: list[Oracle]) -> Job:
             except Exception as exc:
                 msg = f"{type(exc).__name__}: {exc}"
                 results.append(
-                    Result("forward", case.id, oracle.name, case.features(), "fail", message=msg,
-                           rerun=_rerun(impl, case.id, oracle.name))
+                    Result(
+                        "forward",
+                        case.id,
+                        oracle.name,
+                        case.features(),
+                        "fail",
+                        message=msg,
+                        rerun=_rerun(impl, case.id, oracle.name),
+                    )
                 )
                 continue
             for chk in checks.CASE_CHECKS:
@@ -296,7 +305,9 @@ def case_job(impl: Impl, case: Case, oracles: list[Oracle]) -> Job:
                     continue
                 ctx = checks.Context(impl.factory, case, exp, oracle.name, cell=impl.cell)
                 results.append(
-                    _result(impl, chk.name, case.id, oracle.name, chk.features(case), lambda c=chk, x=ctx: c.fn(x))
+                    _result(
+                        impl, chk.name, case.id, oracle.name, chk.features(case), lambda c=chk, x=ctx: c.fn(x)
+                    )
                 )
             first_done = True
         return results
@@ -311,21 +322,48 @@ def suite_jobs(impl: Impl, oracles: list[Oracle], pattern: str | None) -> list[J
         def run() -> list[Result]:
             out = []
             if oracle.skip_reason:
-                return [Result("errors", "errors:*", oracle.name, ("errors",), "skip", message=oracle.skip_reason)]
+                return [
+                    Result("errors", "errors:*", oracle.name, ("errors",), "skip", message=oracle.skip_reason)
+                ]
             try:
                 types = oracle.error_types()
             except Exception as exc:
-                return [Result("errors", "errors:*", oracle.name, ("errors",), "fail", message=f"{type(exc).__name__}: {exc}")]
+                return [
+                    Result(
+                        "errors",
+                        "errors:*",
+                        oracle.name,
+                        ("errors",),
+                        "fail",
+                        message=f"{type(exc).__name__}: {exc}",
+                    )
+                ]
             for ec in ERROR_CASES:
                 cid = f"errors:{ec.id}"
                 if pattern and not fnmatch.fnmatchcase(cid, pattern):
                     continue
                 if ec.id not in types:
-                    out.append(Result("errors", cid, oracle.name, ("errors",), "fail",
-                                      message=f"error case {ec.id!r} missing from the oracle (run `lstm-conformance regen`)"))
+                    out.append(
+                        Result(
+                            "errors",
+                            cid,
+                            oracle.name,
+                            ("errors",),
+                            "fail",
+                            message=f"error case {ec.id!r} missing from the oracle (run `lstm-conformance regen`)",
+                        )
+                    )
                     continue
-                out.append(_result(impl, "errors", cid, oracle.name, ("errors",),
-                                   lambda e=ec, t=types[ec.id]: checks.check_error_case(impl.factory, e, t)))
+                out.append(
+                    _result(
+                        impl,
+                        "errors",
+                        cid,
+                        oracle.name,
+                        ("errors",),
+                        lambda e=ec, t=types[ec.id]: checks.check_error_case(impl.factory, e, t),
+                    )
+                )
             return out
 
         return Job(f"errors[{oracle.name}]", run)
@@ -338,8 +376,14 @@ def suite_jobs(impl: Impl, oracles: list[Oracle], pattern: str | None) -> list[J
             Job(
                 "dropout_statistics",
                 lambda: [
-                    _result(impl, "dropout_statistics", "dropout_statistics", "self", ("dropout_statistics",),
-                            lambda: checks.check_dropout_statistics(impl.factory))
+                    _result(
+                        impl,
+                        "dropout_statistics",
+                        "dropout_statistics",
+                        "self",
+                        ("dropout_statistics",),
+                        lambda: checks.check_dropout_statistics(impl.factory),
+                    )
                 ],
             )
         )
@@ -406,29 +450,44 @@ def table(results: list[Result], impl: Impl) -> list[Row]:
             row.status = "skipped"
         else:
             row.status = "skipped"
-            row.notes.append(impl.unsupported.get(row.feature) or "no check ran (needs live torch, or filtered out by --case)")
+            row.notes.append(
+                impl.unsupported.get(row.feature)
+                or "no check ran (needs live torch, or filtered out by --case)"
+            )
     return list(rows.values())
 
 
 def format_table(rows: list[Row]) -> str:
-    lines = [f"{'feature':<20} {'status':<8} {'pass':>5} {'fail':>5} {'skip':>5}  {'worst |err|':>11}  {'/tol':>7}  notes"]
+    lines = [
+        f"{'feature':<20} {'status':<8} {'pass':>5} {'fail':>5} {'skip':>5}  {'worst |err|':>11}  {'/tol':>7}  notes"
+    ]
     for r in rows:
         err = f"{r.max_abs:.2e}" if r.max_abs is not None else "-"
         ratio = f"{r.ratio:.3g}" if r.ratio is not None else "-"
         note = "; ".join(r.notes[:2])
-        lines.append(f"{r.feature:<20} {r.status:<8} {r.passed:>5} {r.failed:>5} {r.skipped:>5}  {err:>11}  {ratio:>7}  {note}")
+        lines.append(
+            f"{r.feature:<20} {r.status:<8} {r.passed:>5} {r.failed:>5} {r.skipped:>5}  {err:>11}  {ratio:>7}  {note}"
+        )
     return "\n".join(lines)
 
 
 def format_markdown(rows: list[Row], impl: Impl, summary: str) -> str:
     """The table as Markdown (a compliance dashboard for a README or a CI summary)."""
-    lines = [f"### lstm-conformance: `{impl.spec}`", "", summary, "",
-             "| feature | status | pass | fail | skip | worst abs err | /tol | notes |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"### lstm-conformance: `{impl.spec}`",
+        "",
+        summary,
+        "",
+        "| feature | status | pass | fail | skip | worst abs err | /tol | notes |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         err = f"{r.max_abs:.2e}" if r.max_abs is not None else ""
         ratio = f"{r.ratio:.3g}" if r.ratio is not None else ""
         note = "; ".join(r.notes).replace("|", "\\|")
-        lines.append(f"| {r.feature} | {r.status} | {r.passed} | {r.failed} | {r.skipped} | {err} | {ratio} | {note} |")
+        lines.append(
+            f"| {r.feature} | {r.status} | {r.passed} | {r.failed} | {r.skipped} | {err} | {ratio} | {note} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -121,7 +121,9 @@ def run_layers(module: Any, x: Any, hx: Any, noise: Sequence[Any] | None) -> tup
     layer_input, hs, cs, outs = x, [], [], []
     for layer in range(int(module.num_layers)):
         single = _single_layer(module, layer)
-        hx_l = None if hx is None else (hx[0][layer * d : (layer + 1) * d], hx[1][layer * d : (layer + 1) * d])
+        hx_l = (
+            None if hx is None else (hx[0][layer * d : (layer + 1) * d], hx[1][layer * d : (layer + 1) * d])
+        )
         out, (h, c) = single(layer_input, hx_l)
         outs.append(out)
         hs.append(h)
@@ -130,7 +132,9 @@ def run_layers(module: Any, x: Any, hx: Any, noise: Sequence[Any] | None) -> tup
         if noise is not None and layer < int(module.num_layers) - 1:
             n = noise[layer]
             if isinstance(out, PackedSequence):
-                layer_input = PackedSequence(out.data * n, out.batch_sizes, out.sorted_indices, out.unsorted_indices)
+                layer_input = PackedSequence(
+                    out.data * n, out.batch_sizes, out.sorted_indices, out.unsorted_indices
+                )
             elif unbatched:
                 layer_input = out * n.reshape(out.shape) if n.dim() else out * n
             elif module.batch_first:
@@ -164,7 +168,9 @@ def _expected_from_torch(case: Case) -> dict[str, np.ndarray]:
     arrays = case.make_data()
     dtype = _tdtype(case.dtype)
     module = torch.nn.LSTM(**{**case.config(), "dtype": dtype})
-    module.load_state_dict({k[2:]: torch.from_numpy(v.copy()) for k, v in arrays.items() if k.startswith("w.")})
+    module.load_state_dict(
+        {k[2:]: torch.from_numpy(v.copy()) for k, v in arrays.items() if k.startswith("w.")}
+    )
     module.train(case.mode == "train")
     x = torch.from_numpy(arrays["x"].copy())
     if case.packed:
@@ -190,7 +196,9 @@ def _expected_from_torch(case: Case) -> dict[str, np.ndarray]:
             torch.manual_seed(case.seed)
             features = case.num_directions * case.h_out
             shape = mask_shape(case, arrays, features)
-            masks = [torch.empty(shape, dtype=dtype).bernoulli_(1 - case.p) for _ in range(case.num_layers - 1)]
+            masks = [
+                torch.empty(shape, dtype=dtype).bernoulli_(1 - case.p) for _ in range(case.num_layers - 1)
+            ]
             noise = [m.div(1 - case.p) for m in masks]
             for k, m in enumerate(masks):
                 keep = _np(m) != 0
@@ -226,7 +234,9 @@ def stepwise_applies(case: Case) -> bool:
         and not case.replays_masks
         and case.batch_size > 0
         and case.steps <= 50  # a 1000-step stepwise run adds seconds and no coverage
-        and not (case.dtype.startswith("complex") and case.mode == "train" and case.num_layers > 1 and case.p > 0)
+        and not (
+            case.dtype.startswith("complex") and case.mode == "train" and case.num_layers > 1 and case.p > 0
+        )
     )
 
 
@@ -332,15 +342,24 @@ class TorchLSTM:
                 out, (h_n, c_n) = m(x, t_hx)
         if isinstance(out, PackedSequence):
             fields = (out.data, out.batch_sizes, out.sorted_indices, out.unsorted_indices)
-            return lstm_ref.PackedSequence(*(None if f is None else _np(f) for f in fields)), (_np(h_n), _np(c_n))
+            return lstm_ref.PackedSequence(*(None if f is None else _np(f) for f in fields)), (
+                _np(h_n),
+                _np(c_n),
+            )
         return _np(out), (_np(h_n), _np(c_n))
 
 
 class TorchLSTMCell:
     """torch.nn.LSTMCell behind lstm_ref.LSTMCell's NumPy API (the cell of ``--impl torch``)."""
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, dtype: Any = np.float32,
-                 seed: int | None = None) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        dtype: Any = np.float32,
+        seed: int | None = None,
+    ) -> None:
         import torch
 
         tdtype = torch.from_numpy(np.empty(0, dtype=np.dtype(dtype))).dtype

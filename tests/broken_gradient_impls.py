@@ -18,8 +18,16 @@ from tests.broken_impls import Wrapped
 class _VjpPatch(lstm_ref.LSTM):
     """Runs the correct vjp, then breaks its result with ``_break``."""
 
-    def vjp(self, input: Any, hx: Any, grad_output: Any, grad_h_n: Any = None, grad_c_n: Any = None,
-            *, dropout_masks: Any = None) -> dict[str, np.ndarray]:
+    def vjp(
+        self,
+        input: Any,
+        hx: Any,
+        grad_output: Any,
+        grad_h_n: Any = None,
+        grad_c_n: Any = None,
+        *,
+        dropout_masks: Any = None,
+    ) -> dict[str, np.ndarray]:
         grads = super().vjp(input, hx, grad_output, grad_h_n, grad_c_n, dropout_masks=dropout_masks)
         return self._break(grads, input)
 
@@ -73,8 +81,16 @@ class ReverseWeightGradsSwapped(_VjpPatch):
 class IgnoresGradHn(lstm_ref.LSTM):
     """The backward sweep starts from zero instead of grad_h_n (only grad_output is used)."""
 
-    def vjp(self, input: Any, hx: Any, grad_output: Any, grad_h_n: Any = None, grad_c_n: Any = None,
-            *, dropout_masks: Any = None) -> dict[str, np.ndarray]:
+    def vjp(
+        self,
+        input: Any,
+        hx: Any,
+        grad_output: Any,
+        grad_h_n: Any = None,
+        grad_c_n: Any = None,
+        *,
+        dropout_masks: Any = None,
+    ) -> dict[str, np.ndarray]:
         return super().vjp(input, hx, grad_output, None, grad_c_n, dropout_masks=dropout_masks)
 
 

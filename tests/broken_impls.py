@@ -76,7 +76,13 @@ class ReverseHnFromLastStep(lstm_ref.LSTM):
 
     def forward(self, input: Any, hx: Any = None, *, dropout_masks: Any = None) -> Any:
         out, (h, c) = super().forward(input, hx, dropout_masks=dropout_masks)
-        if self.bidirectional and isinstance(out, np.ndarray) and out.ndim == 3 and out.shape[1] and out.shape[0]:
+        if (
+            self.bidirectional
+            and isinstance(out, np.ndarray)
+            and out.ndim == 3
+            and out.shape[1]
+            and out.shape[0]
+        ):
             w = self.output_hidden_size
             last = out[:, -1] if self.batch_first else out[-1]
             h = h.copy()
@@ -187,7 +193,12 @@ class BatchMajorMasks(lstm_ref.LSTM):
     """Reads dropout masks batch-major (N, L, F) when batch_first=True (torch's are time-major)."""
 
     def forward(self, input: Any, hx: Any = None, *, dropout_masks: Any = None) -> Any:
-        if dropout_masks is not None and self.batch_first and isinstance(input, np.ndarray) and input.ndim == 3:
+        if (
+            dropout_masks is not None
+            and self.batch_first
+            and isinstance(input, np.ndarray)
+            and input.ndim == 3
+        ):
             n, steps = input.shape[0], input.shape[1]
             dropout_masks = [np.swapaxes(np.asarray(m).reshape(n, steps, -1), 0, 1) for m in dropout_masks]
         return super().forward(input, hx, dropout_masks=dropout_masks)
@@ -224,7 +235,11 @@ class HxNotSorted(lstm_ref.LSTM):
     """Uses hx in the packed (sorted) slot order instead of the caller's batch order."""
 
     def forward(self, input: Any, hx: Any = None, *, dropout_masks: Any = None) -> Any:
-        if isinstance(input, lstm_ref.PackedSequence) and input.unsorted_indices is not None and hx is not None:
+        if (
+            isinstance(input, lstm_ref.PackedSequence)
+            and input.unsorted_indices is not None
+            and hx is not None
+        ):
             undo = np.asarray(input.unsorted_indices)
             hx = (np.asarray(hx[0])[:, undo], np.asarray(hx[1])[:, undo])  # cancels the sort
         return super().forward(input, hx, dropout_masks=dropout_masks)
@@ -237,9 +252,15 @@ class Float32Accumulation(lstm_ref.LSTM):
         if self.dtype != np.float64 or not isinstance(input, np.ndarray) or input.dtype != np.float64:
             return super().forward(input, hx, dropout_masks=dropout_masks)
         low = lstm_ref.LSTM(
-            self.input_size, self.hidden_size, num_layers=self.num_layers, bias=self.bias,
-            batch_first=self.batch_first, dropout=self.dropout, bidirectional=self.bidirectional,
-            proj_size=self.proj_size, dtype=np.float32,
+            self.input_size,
+            self.hidden_size,
+            num_layers=self.num_layers,
+            bias=self.bias,
+            batch_first=self.batch_first,
+            dropout=self.dropout,
+            bidirectional=self.bidirectional,
+            proj_size=self.proj_size,
+            dtype=np.float32,
         )
         low.load_state_dict({k: v.astype(np.float32) for k, v in self._params.items()})
         low.train(self.training)
@@ -311,7 +332,9 @@ class _SwappedGateCell(lstm_ref.LSTMCell):
             if name in p:
                 i, f, g, o = _gate_blocks(p[name])
                 p[name] = np.concatenate([i, f, o, g])
-        self._weights = prepare_direction(p["weight_ih"], p["weight_hh"], p.get("bias_ih"), p.get("bias_hh"), None)
+        self._weights = prepare_direction(
+            p["weight_ih"], p["weight_hh"], p.get("bias_ih"), p.get("bias_hh"), None
+        )
 
 
 class CellWrongGateOrder(lstm_ref.LSTM):

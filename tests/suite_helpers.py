@@ -11,7 +11,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # Runs the CLI with `import torch` failing, as on a machine without torch.
-BLOCK_TORCH = "import sys; sys.modules['torch'] = None; from conformance.cli import main; sys.exit(main(sys.argv[1:]))"
+BLOCK_TORCH = (
+    "import sys; sys.modules['torch'] = None; from conformance.cli import main; sys.exit(main(sys.argv[1:]))"
+)
 
 
 def has_torch() -> bool:

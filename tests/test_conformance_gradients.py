@@ -24,7 +24,9 @@ from conformance import gradients  # noqa: E402  (registered by load_extensions)
 MODULE = "tests.broken_gradient_impls"
 
 
-def run(spec: str, oracle: str = "fixtures", pattern: str | None = None) -> tuple[dict[str, runner.Row], list[runner.Result]]:
+def run(
+    spec: str, oracle: str = "fixtures", pattern: str | None = None
+) -> tuple[dict[str, runner.Row], list[runner.Result]]:
     impl = runner.load_impl(spec)
     results = runner.run_all(runner.jobs_for(impl, runner.make_oracles(oracle), pattern=pattern))
     return {r.feature: r for r in runner.table(results, impl)}, results
@@ -41,7 +43,9 @@ def test_every_fixture_case_stores_upstream_and_torch_gradients() -> None:
             assert not any(k.startswith(("grad_", "dout_")) for k in arrays), case.id
             continue
         for k in ("output", "h_n", "c_n"):
-            assert arrays["dout_" + k].shape == arrays[k].shape and arrays["dout_" + k].dtype == arrays[k].dtype
+            assert (
+                arrays["dout_" + k].shape == arrays[k].shape and arrays["dout_" + k].dtype == arrays[k].dtype
+            )
         names = ["input", "h0", "c0", *(k[2:] for k in arrays if k.startswith("w."))]
         assert [k[5:] for k in arrays if k.startswith("grad_")] == names, case.id
         data = arrays["packed_data"] if case.packed else arrays["x"]
@@ -93,7 +97,12 @@ def test_broken_gradient_is_caught_on_the_gradients_row(name: str) -> None:
     tensor = broken_gradient_impls.BROKEN[name]
     assert any(m.startswith(f"gradient of {tensor} diverges") for m in messages), (tensor, messages[:3])
     first = messages[0]
-    assert "max abs err" in first and "max rel err" in first and "tolerance rtol=" in first and "worst at" in first
+    assert (
+        "max abs err" in first
+        and "max rel err" in first
+        and "tolerance rtol=" in first
+        and "worst at" in first
+    )
 
 
 def test_failure_names_the_first_diverging_tensor_and_the_others() -> None:
@@ -101,8 +110,14 @@ def test_failure_names_the_first_diverging_tensor_and_the_others() -> None:
     (fail,) = [r for r in results if r.check == "gradients"]
     assert fail.status == "fail"
     assert fail.message.startswith("gradient of 'weight_ih_l0' diverges")
-    assert "\n    also diverging: weight_hh_l0, bias_ih_l0, bias_hh_l0, weight_hr_l0, weight_ih_l0_reverse," in fail.message
-    assert fail.rerun == f"lstm-conformance --impl {MODULE}:ReverseWeightGradsSwapped --case mix-bi-L3-proj-hx-bf --oracle fixtures"
+    assert (
+        "\n    also diverging: weight_hh_l0, bias_ih_l0, bias_hh_l0, weight_hr_l0, weight_ih_l0_reverse,"
+        in fail.message
+    )
+    assert (
+        fail.rerun
+        == f"lstm-conformance --impl {MODULE}:ReverseWeightGradsSwapped --case mix-bi-L3-proj-hx-bf --oracle fixtures"
+    )
 
 
 def test_cli_fails_broken_gradient_with_json_report(tmp_path: Path) -> None:
@@ -143,7 +158,9 @@ def test_impl_without_vjp_is_not_supported_and_still_passes(tmp_path: Path) -> N
     data = json.loads(report.read_text())
     rows = {row["feature"]: row for row in data["table"]}
     grad = rows["gradients"]
-    assert grad["status"] == "skipped" and grad["passed"] == 0 and grad["failed"] == 0 and grad["skipped"] > 40
+    assert (
+        grad["status"] == "skipped" and grad["passed"] == 0 and grad["failed"] == 0 and grad["skipped"] > 40
+    )
     assert grad["notes"] == [gradients.NOT_SUPPORTED]
     assert "gradients: not supported" in proc.stdout
     assert rows["whole_sequence"]["status"] == "pass"
@@ -182,6 +199,10 @@ def test_compare_gradient_tolerance_is_relative_to_the_tensor_scale() -> None:
 
 def test_a_permille_weight_gradient_error_fails_in_every_dtype() -> None:
     _, results = run(f"{MODULE}:WeightGradOffByOnePermille")
-    failed = {c.dtype for c in all_cases() for r in results
-              if r.case == c.id and r.check == "gradients" and r.status == "fail"}
+    failed = {
+        c.dtype
+        for c in all_cases()
+        for r in results
+        if r.case == c.id and r.check == "gradients" and r.status == "fail"
+    }
     assert failed == {"float32", "float64", "complex64", "complex128"}

@@ -63,10 +63,14 @@ def test_failure_message_locates_layer_direction_step_and_gate() -> None:
     assert "tolerance rtol=" in forward.message
     gate = next(r for r in results if r.check == "forward" and "gate/state" in r.message)
     assert "gate/state 'f'" in gate.message or "gate/state 'g'" in gate.message
-    assert forward.rerun.startswith("lstm-conformance --impl tests.broken_impls:WrongGateOrder --case L3-bi-bf-p3-")
+    assert forward.rerun.startswith(
+        "lstm-conformance --impl tests.broken_impls:WrongGateOrder --case L3-bi-bf-p3-"
+    )
 
 
-@pytest.mark.parametrize("case_id", ["mix-packed_unsorted-hx-bi-L2-proj", "L1-bi-bf-p3-nobias-unbatched-hx-f64-train"])
+@pytest.mark.parametrize(
+    "case_id", ["mix-packed_unsorted-hx-bi-L2-proj", "L1-bi-bf-p3-nobias-unbatched-hx-f64-train"]
+)
 def test_gate_is_located_for_packed_and_unbatched_input(case_id: str) -> None:
     impl = runner.load_impl("tests.broken_impls:WrongGateOrder")
     results = runner.run_all(runner.jobs_for(impl, runner.make_oracles("fixtures"), pattern=case_id))
@@ -77,7 +81,9 @@ def test_gate_is_located_for_packed_and_unbatched_input(case_id: str) -> None:
 
 def test_stacking_bug_is_located_between_layers() -> None:
     impl = runner.load_impl("tests.broken_impls:DropoutNotScaled")
-    results = runner.run_all(runner.jobs_for(impl, runner.make_oracles("fixtures"), pattern="dropout-replay-*"))
+    results = runner.run_all(
+        runner.jobs_for(impl, runner.make_oracles("fixtures"), pattern="dropout-replay-*")
+    )
     forward = next(r for r in results if r.check == "forward" and r.status == "fail")
     assert "Every layer matches when run alone" in forward.message
 
@@ -99,7 +105,9 @@ def test_cli_lstm_ref_passes_with_both_oracles(tmp_path: Path) -> None:
     data = json.loads(report.read_text())
     assert data["passed"] and data["oracles"] == {"fixtures": "on", "torch": "on"}
     rows = {row["feature"]: row for row in data["table"]}
-    assert all(row["status"] == "pass" for row in rows.values()), [r for r in rows.values() if r["status"] != "pass"]
+    assert all(row["status"] == "pass" for row in rows.values()), [
+        r for r in rows.values() if r["status"] != "pass"
+    ]
 
 
 @needs_torch
@@ -193,20 +201,26 @@ def test_corrupted_fixture_fails_naming_the_file(fixture_copy: Path, capsys: Any
     blob = bytearray(victim.read_bytes())
     blob[len(blob) // 2] ^= 0xFF
     victim.write_bytes(bytes(blob))
-    code, out = _cli_in_process(capsys, "--oracle", "fixtures", "--fixtures", str(fixture_copy), "--case", "probe-gate_f")
+    code, out = _cli_in_process(
+        capsys, "--oracle", "fixtures", "--fixtures", str(fixture_copy), "--case", "probe-gate_f"
+    )
     assert code == 1
     assert "probe-gate_f.npz" in out and "sha256" in out
 
 
 def test_missing_fixture_fails_naming_the_file(fixture_copy: Path, capsys: Any) -> None:
     (fixture_copy / "cases" / "edge-batch0.npz").unlink()
-    code, out = _cli_in_process(capsys, "--oracle", "fixtures", "--fixtures", str(fixture_copy), "--case", "edge-batch0")
+    code, out = _cli_in_process(
+        capsys, "--oracle", "fixtures", "--fixtures", str(fixture_copy), "--case", "edge-batch0"
+    )
     assert code == 1 and "edge-batch0.npz" in out and "missing" in out
 
 
 def test_missing_manifest_fails(fixture_copy: Path, capsys: Any) -> None:
     (fixture_copy / "manifest.json").unlink()
-    code, out = _cli_in_process(capsys, "--oracle", "fixtures", "--fixtures", str(fixture_copy), "--case", "L1-*")
+    code, out = _cli_in_process(
+        capsys, "--oracle", "fixtures", "--fixtures", str(fixture_copy), "--case", "L1-*"
+    )
     assert code == 1 and "manifest.json" in out and "lstm-conformance regen" in out
 
 
@@ -214,7 +228,9 @@ def test_case_dropped_from_manifest_fails(fixture_copy: Path, capsys: Any) -> No
     manifest = json.loads((fixture_copy / "manifest.json").read_text())
     del manifest["cases"]["edge-one-step"]
     (fixture_copy / "manifest.json").write_text(json.dumps(manifest))
-    code, out = _cli_in_process(capsys, "--oracle", "fixtures", "--fixtures", str(fixture_copy), "--case", "edge-one-step")
+    code, out = _cli_in_process(
+        capsys, "--oracle", "fixtures", "--fixtures", str(fixture_copy), "--case", "edge-one-step"
+    )
     assert code == 1 and "missing from" in out
 
 
@@ -253,7 +269,11 @@ def test_drift_is_reported_per_case_and_array(fixture_copy: Path) -> None:
 
 @needs_torch
 def test_regeneration_is_byte_identical_for_a_sample() -> None:
-    sample = [c for c in all_cases() if c.id in {"probe-gate_o", "dropout-replay-f32-bf", "L1-uni-batched-nohx-f32-eval"}]
+    sample = [
+        c
+        for c in all_cases()
+        if c.id in {"probe-gate_o", "dropout-replay-f32-bf", "L1-uni-batched-nohx-f32-eval"}
+    ]
     _, files = fixtures.build(sample, {})
     for case in sample:
         rel = fixtures.case_file(case.id)
