@@ -8,6 +8,8 @@ and how dropout scales the values it keeps.  lstm_ref and the conformance suite 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import DTypeLike
 
@@ -84,11 +86,13 @@ def cell_param_shapes(input_size: int, hidden_size: int, bias: bool = True) -> d
 def dropout_scale(p: float, dtype: DTypeLike) -> np.generic:
     """The factor torch multiplies kept values by, ``1 / (1 - p)``, computed in ``dtype`` as
     torch computes it (``bernoulli(1 - p).div_(1 - p)``), so replayed masks match bit for bit."""
-    dt = np.dtype(dtype)
-    return dt.type(1) / dt.type(1 - p)  # type: ignore[no-any-return]
+    one: Any = np.dtype(dtype).type(1)  # in the dtype: 1 / (1 - p) rounds as torch's does
+    scale: np.generic = one / (one - p)
+    return scale
 
 
 def dropout_noise(keep: np.ndarray, p: float, dtype: DTypeLike) -> np.ndarray:
     """A keep-mask (nonzero = kept) as the multiplier torch applies: ``keep / (1 - p)``."""
     dt = np.dtype(dtype)
-    return (np.asarray(keep) != 0).astype(dt) * dropout_scale(p, dt)
+    noise: np.ndarray = (np.asarray(keep) != 0).astype(dt) * dropout_scale(p, dt)
+    return noise
