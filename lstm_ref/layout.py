@@ -86,8 +86,8 @@ def cell_param_shapes(input_size: int, hidden_size: int, bias: bool = True) -> d
 def dropout_scale(p: float, dtype: DTypeLike) -> np.generic:
     """The factor torch multiplies kept values by, ``1 / (1 - p)``, computed in ``dtype`` as
     torch computes it (``bernoulli(1 - p).div_(1 - p)``), so replayed masks match bit for bit."""
-    one: Any = np.dtype(dtype).type(1)  # in the dtype: 1 / (1 - p) rounds as torch's does
-    scale: np.generic = one / (one - p)
+    dt: Any = np.dtype(dtype).type
+    scale: np.generic = dt(1) / dt(1 - p)  # 1 - p in Python's double, then rounded, as torch
     return scale
 
 
