@@ -12,8 +12,10 @@ import sys
 import time
 from pathlib import Path
 
-from . import runner
+from . import report, runner
 from .fixtures import FIXTURES_DIR, main_regen
+from .impls import DEFAULT_IMPL, load_impl
+from .oracles import make_oracles
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,7 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--impl",
-        default=runner.DEFAULT_IMPL,
+        default=DEFAULT_IMPL,
         help="MODULE:ATTR of the implementation "
         "under test (lstm_ref.LSTM's API), or 'torch' (default: %(default)s)",
     )
@@ -91,21 +93,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(cases)} cases")
         return 0
     t0 = time.perf_counter()
-    impl = runner.load_impl(args.impl)
-    oracles = runner.make_oracles(args.oracle, args.fixtures)
+    impl = load_impl(args.impl)
+    oracles = make_oracles(args.oracle, args.fixtures)
     jobs = runner.jobs_for(impl, oracles, full=args.full, pattern=args.case)
     if not jobs:
         print(f"no case matches --case {args.case!r}", file=sys.stderr)
         return 2
     results = runner.run_all(jobs)
     elapsed = time.perf_counter() - t0
-    rows = runner.table(results, impl)
+    rows = report.table(results, impl)
     print(f"lstm-conformance: {impl.spec}")
     for o in oracles:
         print(f"  oracle {o.name}: " + (f"skipped ({o.skip_reason})" if o.skip_reason else "on"))
     print()
-    print(runner.format_table(rows))
-    failures = list(runner.iter_failures(results))
+    print(report.format_table(rows))
+    failures = list(report.iter_failures(results))
     for r in failures[: args.max_failures]:
         print(f"\nFAIL {r.check} [{r.case}] vs {r.oracle}\n    {r.message}\n  rerun: {r.rerun}")
     if len(failures) > args.max_failures:
@@ -119,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("\n" + summary)
     if args.markdown:
-        args.markdown.write_text(runner.format_markdown(rows, impl, summary))
+        args.markdown.write_text(report.format_markdown(rows, impl, summary))
     if args.report:
         meta = {
             "passed": not failures,
@@ -128,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             "oracles": {o.name: o.skip_reason or "on" for o in oracles},
             "argv": argv,
         }
-        runner.report_json(args.report, impl, rows, results, meta)
+        report.report_json(args.report, impl, rows, results, meta)
     return 1 if failures else 0
 
 

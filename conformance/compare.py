@@ -20,12 +20,15 @@ class Divergence(AssertionError):
 
 
 @dataclass
-class Stat:
-    max_abs: float = 0.0
-    ratio: float = 0.0  # worst |actual - expected| / (atol + rtol * |expected|); <= 1 passes
+class Agreement:
+    """How close a passing comparison came: the worst absolute error and the worst error as a
+    fraction of the tolerance (``ratio <= 1`` passes)."""
 
-    def merge(self, other: Stat) -> Stat:
-        return Stat(max(self.max_abs, other.max_abs), max(self.ratio, other.ratio))
+    max_abs: float = 0.0
+    ratio: float = 0.0  # worst |actual - expected| / (atol + rtol * |expected|)
+
+    def merge(self, other: Agreement) -> Agreement:
+        return Agreement(max(self.max_abs, other.max_abs), max(self.ratio, other.ratio))
 
 
 @dataclass(frozen=True)
@@ -100,13 +103,13 @@ def check_form(what: str, actual: object, expected: np.ndarray, expected_by: str
         raise Divergence(f"{what}: dtype {actual.dtype}, {expected_by} {expected.dtype}")
 
 
-def compare(actual: object, expected: np.ndarray, tol: Tolerance, what: str, layout: Layout) -> Stat:
+def compare(actual: object, expected: np.ndarray, tol: Tolerance, what: str, layout: Layout) -> Agreement:
     """Elementwise ``|a - e| <= atol + rtol * |e|`` (NaN where NaN, equal infinities)."""
     tol_txt = f"tolerance rtol={tol.rtol:g}, atol={tol.atol:g}"
     a, e = actual, np.asarray(expected)
     check_form(what, a, e)
     if a.size == 0:
-        return Stat()
+        return Agreement()
     a128, e128 = a.astype(np.complex128), e.astype(np.complex128)
     nan_a, nan_e = np.isnan(a128), np.isnan(e128)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -139,4 +142,4 @@ def compare(actual: object, expected: np.ndarray, tol: Tolerance, what: str, lay
             max_abs,
             worst,
         )
-    return Stat(max_abs, worst)
+    return Agreement(max_abs, worst)

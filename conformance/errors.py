@@ -1,6 +1,6 @@
 """Bad inputs, as data: each must raise the same exception type as torch.nn.LSTM.
 
-From the tables of the semantics doc (sections 1 and 2). torch's exception type for each is
+From docs/semantics.md ("Constructor checks" and "Input checks"). torch's exception type for each is
 recorded in ``fixtures/manifest.json`` by ``regen`` and re-read live when torch is present.
 Only rows where torch itself raises a meaningful error are listed (torch's gaps, such as no
 validation of packed input, are left to each implementation).
@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
-F64 = np.dtype("float64")
+from .compare import Agreement, Divergence
+
+FLOAT64 = np.dtype("float64")
 
 
 @dataclass(frozen=True)
@@ -25,22 +27,23 @@ class ErrorCase:
     expected: str = ""  # torch's exception type (documentation; the oracle decides)
 
 
-BASE_CTOR: dict[str, Any] = {"input_size": 3, "hidden_size": 4, "dtype": F64}
+BASE_CTOR: dict[str, Any] = {"input_size": 3, "hidden_size": 4, "dtype": FLOAT64}
 
 
-def _a(*shape: int, dtype: Any = F64) -> np.ndarray:
+def ramp(*shape: int, dtype: Any = FLOAT64) -> np.ndarray:
+    """A deterministic array of that shape: values evenly spaced in [-1, 1]."""
     return np.linspace(-1, 1, int(np.prod(shape)) or 1)[: int(np.prod(shape))].reshape(shape).astype(dtype)
 
 
 def _packed(features: int) -> Any:
     import lstm_ref
 
-    data = _a(7, features)  # lengths (4, 3): batch_sizes [2, 2, 2, 1]
+    data = ramp(7, features)  # lengths (4, 3): batch_sizes [2, 2, 2, 1]
     return lstm_ref.PackedSequence(data, np.array([2, 2, 2, 1]), None, None)
 
 
-X = (5, 2, 3)
-H = (1, 2, 4)
+INPUT = (5, 2, 3)  # (L, N, input_size) for BASE_CTOR
+STATE = (1, 2, 4)  # (layers * directions, N, hidden_size)
 
 ERROR_CASES: list[ErrorCase] = [
     # constructor (section 1)
@@ -69,51 +72,75 @@ ERROR_CASES: list[ErrorCase] = [
     ErrorCase("ctor-bidirectional-int-accepted", {"bidirectional": 1}, expected="none"),
     ErrorCase("ctor-dropout-1-accepted", {"dropout": 1.0, "num_layers": 2}, expected="none"),
     # forward (section 2)
-    ErrorCase("input-1d", call=lambda: (_a(3), None), expected="ValueError"),
-    ErrorCase("input-4d", call=lambda: (_a(2, 5, 2, 3), None), expected="ValueError"),
-    ErrorCase("input-size-mismatch", call=lambda: (_a(5, 2, 7), None), expected="RuntimeError"),
-    ErrorCase("input-size-mismatch-unbatched", call=lambda: (_a(5, 7), None), expected="RuntimeError"),
-    ErrorCase("input-dtype-mismatch", call=lambda: (_a(*X, dtype=np.float32), None), expected="ValueError"),
-    ErrorCase("input-seq-len-0", call=lambda: (_a(0, 2, 3), None), expected="RuntimeError"),
-    ErrorCase("input-seq-len-0-unbatched", call=lambda: (_a(0, 3), None), expected="RuntimeError"),
-    ErrorCase("hx-h0-wrong-batch", call=lambda: (_a(*X), (_a(1, 3, 4), _a(*H))), expected="RuntimeError"),
-    ErrorCase("hx-c0-wrong-hidden", call=lambda: (_a(*X), (_a(*H), _a(1, 2, 5))), expected="RuntimeError"),
-    ErrorCase("hx-h0-wrong-layers", call=lambda: (_a(*X), (_a(2, 2, 4), _a(*H))), expected="RuntimeError"),
+    ErrorCase("input-1d", call=lambda: (ramp(3), None), expected="ValueError"),
+    ErrorCase("input-4d", call=lambda: (ramp(2, 5, 2, 3), None), expected="ValueError"),
+    ErrorCase("input-size-mismatch", call=lambda: (ramp(5, 2, 7), None), expected="RuntimeError"),
+    ErrorCase("input-size-mismatch-unbatched", call=lambda: (ramp(5, 7), None), expected="RuntimeError"),
+    ErrorCase(
+        "input-dtype-mismatch", call=lambda: (ramp(*INPUT, dtype=np.float32), None), expected="ValueError"
+    ),
+    ErrorCase("input-seq-len-0", call=lambda: (ramp(0, 2, 3), None), expected="RuntimeError"),
+    ErrorCase("input-seq-len-0-unbatched", call=lambda: (ramp(0, 3), None), expected="RuntimeError"),
+    ErrorCase(
+        "hx-h0-wrong-batch",
+        call=lambda: (ramp(*INPUT), (ramp(1, 3, 4), ramp(*STATE))),
+        expected="RuntimeError",
+    ),
+    ErrorCase(
+        "hx-c0-wrong-hidden",
+        call=lambda: (ramp(*INPUT), (ramp(*STATE), ramp(1, 2, 5))),
+        expected="RuntimeError",
+    ),
+    ErrorCase(
+        "hx-h0-wrong-layers",
+        call=lambda: (ramp(*INPUT), (ramp(2, 2, 4), ramp(*STATE))),
+        expected="RuntimeError",
+    ),
     ErrorCase(
         "hx-batch-first-layout",
         {"batch_first": True},
-        call=lambda: (_a(2, 5, 3), (_a(2, 1, 4), _a(2, 1, 4))),
+        call=lambda: (ramp(2, 5, 3), (ramp(2, 1, 4), ramp(2, 1, 4))),
         expected="RuntimeError",
     ),
     ErrorCase(
         "hx-proj-h0-hidden-size",
         {"proj_size": 2},
-        call=lambda: (_a(*X), (_a(1, 2, 4), _a(1, 2, 4))),
+        call=lambda: (ramp(*INPUT), (ramp(1, 2, 4), ramp(1, 2, 4))),
         expected="RuntimeError",
     ),
     ErrorCase(
         "hx-proj-c0-proj-size",
         {"proj_size": 2},
-        call=lambda: (_a(*X), (_a(1, 2, 2), _a(1, 2, 2))),
+        call=lambda: (ramp(*INPUT), (ramp(1, 2, 2), ramp(1, 2, 2))),
         expected="RuntimeError",
     ),
-    ErrorCase("hx-single-array", call=lambda: (_a(*X), _a(*H)), expected="IndexError"),
-    ErrorCase("hx-one-element-tuple", call=lambda: (_a(*X), (_a(*H),)), expected="IndexError"),
-    ErrorCase("hx-three-states", call=lambda: (_a(*X), (_a(*H), _a(*H), _a(*H))), expected="RuntimeError"),
-    ErrorCase("hx-c0-none", call=lambda: (_a(*X), (_a(*H), None)), expected="AttributeError"),
-    ErrorCase("hx-2d-for-batched", call=lambda: (_a(*X), (_a(2, 4), _a(2, 4))), expected="RuntimeError"),
-    ErrorCase("hx-3d-for-unbatched", call=lambda: (_a(5, 3), (_a(*H), _a(*H))), expected="RuntimeError"),
-    ErrorCase("hx-list-accepted", call=lambda: (_a(*X), [_a(*H), _a(*H)]), expected="none"),
+    ErrorCase("hx-single-array", call=lambda: (ramp(*INPUT), ramp(*STATE)), expected="IndexError"),
+    ErrorCase("hx-one-element-tuple", call=lambda: (ramp(*INPUT), (ramp(*STATE),)), expected="IndexError"),
+    ErrorCase(
+        "hx-three-states",
+        call=lambda: (ramp(*INPUT), (ramp(*STATE), ramp(*STATE), ramp(*STATE))),
+        expected="RuntimeError",
+    ),
+    ErrorCase("hx-c0-none", call=lambda: (ramp(*INPUT), (ramp(*STATE), None)), expected="AttributeError"),
+    ErrorCase(
+        "hx-2d-for-batched", call=lambda: (ramp(*INPUT), (ramp(2, 4), ramp(2, 4))), expected="RuntimeError"
+    ),
+    ErrorCase(
+        "hx-3d-for-unbatched",
+        call=lambda: (ramp(5, 3), (ramp(*STATE), ramp(*STATE))),
+        expected="RuntimeError",
+    ),
+    ErrorCase("hx-list-accepted", call=lambda: (ramp(*INPUT), [ramp(*STATE), ramp(*STATE)]), expected="none"),
     ErrorCase(
         "hx-f32-c0-in-f64-model-accepted",
-        call=lambda: (_a(*X), (_a(*H), _a(*H, dtype=np.float32))),
+        call=lambda: (ramp(*INPUT), (ramp(*STATE), ramp(*STATE, dtype=np.float32))),
         expected="none",
     ),
-    ErrorCase("input-batch-0-accepted", call=lambda: (_a(5, 0, 3), None), expected="none"),
+    ErrorCase("input-batch-0-accepted", call=lambda: (ramp(5, 0, 3), None), expected="none"),
     ErrorCase(
         "hx-f64-h0-in-f32-model",
         {"dtype": np.dtype("float32")},
-        call=lambda: (_a(*X, dtype=np.float32), (_a(*H), _a(*H, dtype=np.float32))),
+        call=lambda: (ramp(*INPUT, dtype=np.float32), (ramp(*STATE), ramp(*STATE, dtype=np.float32))),
         expected="RuntimeError",
     ),
     ErrorCase(
@@ -122,7 +149,9 @@ ERROR_CASES: list[ErrorCase] = [
         expected="RuntimeError",
     ),
     ErrorCase(
-        "hx-unbatched-wrong-size", call=lambda: (_a(5, 3), (_a(1, 5), _a(1, 4))), expected="RuntimeError"
+        "hx-unbatched-wrong-size",
+        call=lambda: (ramp(5, 3), (ramp(1, 5), ramp(1, 4))),
+        expected="RuntimeError",
     ),
 ]
 
@@ -144,8 +173,18 @@ def run_error_case(factory: Callable[..., Any], case: ErrorCase) -> str | None:
     return None
 
 
+def check_error_case(factory: Callable[..., Any], case: ErrorCase, torch_type: str) -> Agreement:
+    """The implementation raises torch's exception type (``"none"``: accepts, as torch does)."""
+    got = run_error_case(factory, case)
+    if got == torch_type or (got is None and torch_type == "none"):
+        return Agreement()
+    raise Divergence(
+        f"error case {case.id}: {'raised ' + got if got else 'raised nothing'}; torch raises {torch_type}"
+    )
+
+
 def torch_error_types() -> dict[str, str]:
     """torch's exception type for every error case (``"none"`` if torch raised nothing)."""
-    from .torch_oracle import TorchLSTM
+    from .torch_adapter import TorchLSTM
 
     return {case.id: run_error_case(TorchLSTM, case) or "none" for case in ERROR_CASES}

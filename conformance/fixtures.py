@@ -105,14 +105,14 @@ def versions() -> dict[str, str]:
 
 def build(cases: Iterable[Case], error_types: dict[str, str]) -> tuple[dict[str, Any], dict[str, bytes]]:
     """Generate every fixture in memory: (manifest, {relative path: bytes})."""
-    from .extensions import load_extensions
+    from .rows import array_producers
     from .torch_oracle import expected_from_torch
 
-    load_extensions()
+    producers = array_producers()
     files: dict[str, bytes] = {}
     entries: dict[str, Any] = {}
     for case in cases:
-        arrays = expected_from_torch(case)
+        arrays = expected_from_torch(case, producers)
         blob = npz_bytes(arrays)
         rel = case_file(case.id)
         files[rel] = blob

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .runner import DEFAULT_IMPL
+from .impls import DEFAULT_IMPL
 
 
 def pytest_addoption(parser: Any) -> None:

@@ -12,12 +12,14 @@ import pytest
 
 from conformance import runner
 from conformance.cases import FACTORS, Case
+from conformance.impls import load_impl
+from conformance.oracles import TorchOracle, make_oracles
 from conformance.torch_oracle import torch_available
 
 
 def _jobs(config: Any) -> list[runner.Job]:
-    impl = runner.load_impl(config.getoption("--impl"))
-    oracles = runner.make_oracles(config.getoption("--conformance-oracle"))
+    impl = load_impl(config.getoption("--impl"))
+    oracles = make_oracles(config.getoption("--conformance-oracle"))
     return runner.jobs_for(impl, oracles, full=config.getoption("--full"))
 
 
@@ -69,8 +71,8 @@ def random_case(draw: Any) -> Case:
 @hypothesis.settings(derandomize=True, max_examples=12, deadline=None, database=None)
 @hypothesis.given(case=random_case())
 def test_random_configs_against_torch(case: Case, pytestconfig: Any) -> None:
-    impl = runner.load_impl(pytestconfig.getoption("--impl"))
-    job = runner.case_job(impl, case, [runner.TorchOracle()])
+    impl = load_impl(pytestconfig.getoption("--impl"))
+    job = runner.case_job(impl, case, [TorchOracle()])
     results = job.run()
     hypothesis.note(f"case: {case}")
     failures = [r for r in results if r.status == "fail"]

@@ -1,36 +1,29 @@
-"""Everything that touches torch: the live oracle and the ``--impl torch`` adapter.
+"""The live oracle: torch.nn.LSTM run on a case's inputs, giving the expected arrays.
 
 Importing this module does not import torch; the functions do, so the suite runs (fixtures
 only) where torch is not installed.
 
-``expected_from_torch(case)`` is the one function that makes expected arrays: the fixture
-writer (``lstm-conformance regen``) stores its result, the live oracle compares against it.
+``expected_from_torch(case, producers)`` is the one function that makes expected arrays: the
+fixture writer (``lstm-conformance regen``) stores its result, the live oracle compares against
+it.  ``producers`` are the extra array makers that rows declare (``rows.array_producers()``),
+e.g. the gradients row's upstream gradients and torch's ``grad_*``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
-import lstm_ref
+from lstm_ref.layout import param_suffix
 
 from .cases import Case
 
-TORCH_DTYPES = ("float32", "float64", "complex64", "complex128")
-
-# Extra arrays per case: each producer gets (case, arrays-so-far, torch module, torch inputs)
-# and returns more arrays to store. The gradient checks register one that adds ``grad_*``
-# arrays and the upstream gradients ``dout_*`` it used (see README, "Fixture format").
+# (case, arrays so far, the torch module, {"input": torch input, "hx": torch hx}) -> more arrays
 ArrayProducer = Callable[[Case, dict[str, np.ndarray], Any, dict[str, Any]], dict[str, np.ndarray]]
-ARRAY_PRODUCERS: list[ArrayProducer] = []
-
-
-def register_array_producer(producer: ArrayProducer) -> ArrayProducer:
-    ARRAY_PRODUCERS.append(producer)
-    return producer
 
 
 def torch_available() -> str | None:
@@ -58,26 +51,28 @@ def one_thread() -> Iterator[None]:
             torch.set_num_threads(before)
 
 
-def _tdtype(name: str) -> Any:
+def torch_dtype(name: str) -> Any:
     import torch
 
     return getattr(torch, name)
 
 
-def _np(t: Any) -> np.ndarray:
-    return t.detach().resolve_conj().cpu().numpy().copy()
+def to_numpy(tensor: Any) -> np.ndarray:
+    return tensor.detach().resolve_conj().cpu().numpy().copy()  # type: ignore[no-any-return]
 
 
-def _tensor(a: Any) -> Any:
+def to_tensor(value: Any) -> Any:
+    """A torch tensor holding a copy of ``value`` if it is an ndarray; anything else unchanged
+    (so a bad argument reaches torch as it is, and torch raises its own error)."""
     import torch
 
-    if isinstance(a, np.ndarray):
-        return torch.from_numpy(np.array(a, copy=True))
-    return a
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.array(value, copy=True))
+    return value
 
 
 def mask_shape(case: Case, arrays: dict[str, np.ndarray], features: int) -> tuple[int, ...]:
-    """torch's dropout mask shape, time-major (semantics doc section 5)."""
+    """torch's dropout mask shape, time-major (docs/semantics.md, "Dropout")."""
     if case.packed:
         return (int(arrays["packed_data"].shape[0]), features)
     if case.form == "unbatched":
@@ -85,105 +80,150 @@ def mask_shape(case: Case, arrays: dict[str, np.ndarray], features: int) -> tupl
     return (case.steps, case.batch, features)
 
 
-def _single_layer(module: Any, layer: int) -> Any:
-    """A one-layer torch.nn.LSTM with the weights of ``layer`` of ``module``."""
+# -- torch.nn.LSTM one layer at a time (dropout masks replayed between layers) -------------------
+
+
+def single_layer(module: Any, layer: int) -> Any:
+    """A one-layer torch.nn.LSTM whose parameters ARE layer ``layer``'s of ``module`` (shared,
+    not copied, so autograd reaches them; LSTM.forward re-reads its parameters every call)."""
     import torch
 
     d = 2 if module.bidirectional else 1
-    h_out = module.proj_size or module.hidden_size
-    features = module.input_size if layer == 0 else d * h_out
-    w0 = next(iter(module.parameters()))
+    features = module.input_size if layer == 0 else d * (module.proj_size or module.hidden_size)
     single = torch.nn.LSTM(
         features,
         module.hidden_size,
-        num_layers=1,
         bias=module.bias,
         batch_first=module.batch_first,
         bidirectional=module.bidirectional,
         proj_size=module.proj_size,
-        dtype=w0.dtype,
+        dtype=next(module.parameters()).dtype,
     )
-    sd = {k.replace(f"_l{layer}", "_l0"): v for k, v in module.state_dict().items() if f"_l{layer}" in k}
-    single.load_state_dict(sd)
+    for name in list(single._parameters):
+        single._parameters[name] = module._parameters[
+            name.replace(param_suffix(0, 0), param_suffix(layer, 0))
+        ]
     return single.eval()
 
 
-def run_layers(module: Any, x: Any, hx: Any, noise: Sequence[Any] | None) -> tuple[Any, Any, Any, list[Any]]:
-    """torch.nn.LSTM layer by layer (single-layer modules with copied weights), multiplying
-    the input of layer l+1 by ``noise[l]`` (time-major, torch's dropout noise ``mask/(1-p)``).
-
-    Returns (output, h_n, c_n, per-layer outputs before dropout)."""
-    import torch
+def _apply_noise(module: Any, out: Any, noise: Any) -> Any:
+    """A layer's output times the dropout noise (time-major, or a 0-d zero for p = 1)."""
     from torch.nn.utils.rnn import PackedSequence
 
+    if isinstance(out, PackedSequence):
+        return PackedSequence(out.data * noise, out.batch_sizes, out.sorted_indices, out.unsorted_indices)
+    if not noise.dim():
+        return out * noise
+    if out.dim() == 2:  # unbatched: masks are (L, 1, F)
+        return out * noise.reshape(out.shape)
+    return out * (noise.transpose(0, 1) if module.batch_first else noise)
+
+
+def run_layers(module: Any, x: Any, hx: Any, noise: Sequence[Any] | None) -> tuple[Any, Any, Any, list[Any]]:
+    """torch.nn.LSTM layer by layer, multiplying the input of layer l+1 by ``noise[l]``
+    (torch's dropout noise ``keep / (1-p)``, time-major).  Layers run in eval mode, so
+    torch draws nothing itself.  Returns (output, h_n, c_n, per-layer outputs before dropout)."""
+    import torch
+
     d = 2 if module.bidirectional else 1
-    unbatched = not isinstance(x, PackedSequence) and x.dim() == 2
     layer_input, hs, cs, outs = x, [], [], []
     for layer in range(int(module.num_layers)):
-        single = _single_layer(module, layer)
-        hx_l = (
+        states = (
             None if hx is None else (hx[0][layer * d : (layer + 1) * d], hx[1][layer * d : (layer + 1) * d])
         )
-        out, (h, c) = single(layer_input, hx_l)
+        out, (h, c) = single_layer(module, layer)(layer_input, states)
         outs.append(out)
         hs.append(h)
         cs.append(c)
         layer_input = out
         if noise is not None and layer < int(module.num_layers) - 1:
-            n = noise[layer]
-            if isinstance(out, PackedSequence):
-                layer_input = PackedSequence(
-                    out.data * n, out.batch_sizes, out.sorted_indices, out.unsorted_indices
-                )
-            elif unbatched:
-                layer_input = out * n.reshape(out.shape) if n.dim() else out * n
-            elif module.batch_first:
-                layer_input = out * (n.transpose(0, 1) if n.dim() else n)
-            else:
-                layer_input = out * n
-    dim = 0
-    return outs[-1], torch.cat(hs, dim), torch.cat(cs, dim), outs
+            layer_input = _apply_noise(module, out, noise[layer])
+    return outs[-1], torch.cat(hs, 0), torch.cat(cs, 0), outs
 
 
-def _layer_out_np(out: Any) -> np.ndarray:
+def output_data(out: Any) -> np.ndarray:
+    """An output as NumPy: the data of a PackedSequence, else the tensor."""
     from torch.nn.utils.rnn import PackedSequence
 
-    return _np(out.data if isinstance(out, PackedSequence) else out)
+    return to_numpy(out.data if isinstance(out, PackedSequence) else out)
 
 
-def expected_from_torch(case: Case) -> dict[str, np.ndarray]:
+# -- the expected arrays of one case ---------------------------------------------------------------
+
+
+def expected_from_torch(case: Case, producers: Sequence[ArrayProducer] = ()) -> dict[str, np.ndarray]:
     """Inputs and torch's outputs for ``case`` (the content of one fixture file)."""
-    import warnings
-
     with warnings.catch_warnings(), one_thread():
         # "LSTM with projections is not supported with oneDNN", "dropout ... num_layers=1"
         warnings.simplefilter("ignore", UserWarning)
-        return _expected_from_torch(case)
+        return _expected_from_torch(case, producers)
 
 
-def _expected_from_torch(case: Case) -> dict[str, np.ndarray]:
+def _module_and_input(case: Case, arrays: dict[str, np.ndarray]) -> tuple[Any, Any, Any]:
+    """The torch module with the case's weights and mode, its input (packed for packed forms;
+    the packing is recorded in ``arrays``) and hx."""
     import torch
     from torch.nn.utils.rnn import pack_padded_sequence
 
-    arrays = case.make_data()
-    dtype = _tdtype(case.dtype)
-    module = torch.nn.LSTM(**{**case.config(), "dtype": dtype})
+    module = torch.nn.LSTM(**{**case.config(), "dtype": torch_dtype(case.dtype)})
     module.load_state_dict(
         {k[2:]: torch.from_numpy(v.copy()) for k, v in arrays.items() if k.startswith("w.")}
     )
     module.train(case.mode == "train")
     x = torch.from_numpy(arrays["x"].copy())
     if case.packed:
-        packed = pack_padded_sequence(
-            x, torch.from_numpy(arrays["lengths"]), enforce_sorted=case.form == "packed_sorted"
-        )
-        arrays["packed_data"] = _np(packed.data)
-        arrays["batch_sizes"] = _np(packed.batch_sizes)
-        if packed.sorted_indices is not None:
-            arrays["sorted_indices"] = _np(packed.sorted_indices)
-            arrays["unsorted_indices"] = _np(packed.unsorted_indices)
-        x = packed
+        lengths = torch.from_numpy(arrays["lengths"])
+        x = pack_padded_sequence(x, lengths, enforce_sorted=case.form == "packed_sorted")
+        arrays["packed_data"] = to_numpy(x.data)
+        arrays["batch_sizes"] = to_numpy(x.batch_sizes)
+        if x.sorted_indices is not None:
+            arrays["sorted_indices"] = to_numpy(x.sorted_indices)
+            arrays["unsorted_indices"] = to_numpy(x.unsorted_indices)
     hx = (torch.from_numpy(arrays["h0"]), torch.from_numpy(arrays["c0"])) if case.hx else None
+    return module, x, hx
+
+
+def _replayed_noise(case: Case, arrays: dict[str, np.ndarray]) -> list[Any] | None:
+    """The dropout noise torch's own forward applied (same seed, same draw order), with the
+    keep-masks recorded in ``arrays`` as ``mask_<k>``; None when nothing is dropped."""
+    import torch
+
+    dtype = torch_dtype(case.dtype)
+    if case.replays_masks:
+        torch.manual_seed(case.seed)
+        features = case.num_directions * case.h_out
+        shape = mask_shape(case, arrays, features)
+        masks = [torch.empty(shape, dtype=dtype).bernoulli_(1 - case.p) for _ in range(case.num_layers - 1)]
+        for k, m in enumerate(masks):
+            keep = to_numpy(m) != 0
+            arrays[f"mask_{k}"] = keep.reshape(case.steps, features) if case.form == "unbatched" else keep
+        return [m.div(1 - case.p) for m in masks]
+    if case.mode == "train" and case.p == 1 and case.num_layers > 1:
+        return [torch.zeros((), dtype=dtype)] * (case.num_layers - 1)
+    return None
+
+
+def _stepwise(case: Case, module: Any, x: Any, hx: Any) -> dict[str, np.ndarray]:
+    """torch itself called one time step at a time, carrying (h, c)."""
+    import torch
+
+    steps_out, state = [], hx
+    time_axis = 1 if case.batch_first and case.form == "batched" else 0
+    for t in range(case.steps):
+        out, state = module(x.narrow(time_axis, t, 1), state)
+        steps_out.append(out)
+    return {
+        "stepwise_output": to_numpy(torch.cat(steps_out, time_axis)),
+        "stepwise_h_n": to_numpy(state[0]),
+        "stepwise_c_n": to_numpy(state[1]),
+    }
+
+
+def _expected_from_torch(case: Case, producers: Sequence[ArrayProducer]) -> dict[str, np.ndarray]:
+    import torch
+
+    arrays = case.make_data()
+    module, x, hx = _module_and_input(case, arrays)
     with torch.no_grad():
         torch.manual_seed(case.seed)
         try:
@@ -191,37 +231,14 @@ def _expected_from_torch(case: Case) -> dict[str, np.ndarray]:
         except Exception as exc:
             arrays["error"] = np.array(type(exc).__name__)
             return arrays
-        noise = None
-        if case.replays_masks:
-            torch.manual_seed(case.seed)
-            features = case.num_directions * case.h_out
-            shape = mask_shape(case, arrays, features)
-            masks = [
-                torch.empty(shape, dtype=dtype).bernoulli_(1 - case.p) for _ in range(case.num_layers - 1)
-            ]
-            noise = [m.div(1 - case.p) for m in masks]
-            for k, m in enumerate(masks):
-                keep = _np(m) != 0
-                arrays[f"mask_{k}"] = keep.reshape(case.steps, features) if case.form == "unbatched" else keep
-        elif case.mode == "train" and case.p == 1 and case.num_layers > 1:
-            noise = [torch.zeros((), dtype=dtype)] * (case.num_layers - 1)
-        arrays["output"] = _layer_out_np(out)
-        arrays["h_n"] = _np(h_n)
-        arrays["c_n"] = _np(c_n)
+        noise = _replayed_noise(case, arrays)
+        arrays.update(output=output_data(out), h_n=to_numpy(h_n), c_n=to_numpy(c_n))
         if case.num_layers > 1:
-            _, _, _, outs = run_layers(module, x, hx, noise)
-            for k, o in enumerate(outs[:-1]):
-                arrays[f"layer_{k}_output"] = _layer_out_np(o)
+            for k, layer_out in enumerate(run_layers(module, x, hx, noise)[3][:-1]):
+                arrays[f"layer_{k}_output"] = output_data(layer_out)
         if stepwise_applies(case):
-            steps_out, state = [], hx
-            time_axis = 1 if case.batch_first and case.form == "batched" else 0
-            for t in range(case.steps):
-                o, state = module(x.narrow(time_axis, t, 1), state)
-                steps_out.append(o)
-            arrays["stepwise_output"] = _np(torch.cat(steps_out, time_axis))
-            arrays["stepwise_h_n"] = _np(state[0])
-            arrays["stepwise_c_n"] = _np(state[1])
-        for producer in ARRAY_PRODUCERS:
+            arrays.update(_stepwise(case, module, x, hx))
+        for producer in producers:
             arrays.update(producer(case, arrays, module, {"input": x, "hx": hx}))
     return arrays
 
@@ -240,142 +257,56 @@ def stepwise_applies(case: Case) -> bool:
     )
 
 
-# -- the --impl torch adapter ----------------------------------------------------------------
+# -- autograd: torch's vector-Jacobian product, for the gradients row and the torch adapter --------
 
 
-def _to_torch_input(value: Any) -> Any:
+def zero_state(module: Any, x: Any, width: int) -> Any:
+    """torch's implicit zero h0/c0 (hx=None) as an explicit tensor, shaped like hx."""
+    import torch
     from torch.nn.utils.rnn import PackedSequence
 
-    if isinstance(value, lstm_ref.PackedSequence):
-        return PackedSequence(*(None if v is None else _tensor(np.asarray(v)) for v in value))
-    return _tensor(value)
+    lead = int(module.num_layers) * (2 if module.bidirectional else 1)
+    dtype = next(module.parameters()).dtype
+    if isinstance(x, PackedSequence):
+        shape: tuple[int, ...] = (lead, int(x.batch_sizes[0]), width)
+    elif x.dim() == 2:
+        shape = (lead, width)
+    else:
+        shape = (lead, x.shape[0 if module.batch_first else 1], width)
+    return torch.zeros(shape, dtype=dtype)
 
 
-def _to_torch_hx(hx: Any) -> Any:
-    if isinstance(hx, (tuple, list)):
-        return type(hx)(_tensor(v) for v in hx)
-    return _tensor(hx)
+def differentiable_leaves(module: Any, x: Any, hx: Any) -> tuple[Any, Any, Any, Any]:
+    """(input to call with, its differentiable leaf (packed: the data), h0 leaf, c0 leaf)."""
+    from torch.nn.utils.rnn import PackedSequence
+
+    if isinstance(x, PackedSequence):
+        leaf = x.data.detach().clone().requires_grad_()
+        x = PackedSequence(leaf, x.batch_sizes, x.sorted_indices, x.unsorted_indices)
+    else:
+        leaf = x = x.detach().clone().requires_grad_()
+    if hx is None:
+        h0 = zero_state(module, x, int(module.proj_size) or int(module.hidden_size))
+        c0 = zero_state(module, x, int(module.hidden_size))
+    else:
+        h0, c0 = hx
+    return x, leaf, h0.detach().clone().requires_grad_(), c0.detach().clone().requires_grad_()
 
 
-class TorchLSTM:
-    """torch.nn.LSTM behind lstm_ref.LSTM's NumPy API (``--impl torch``).
+def autograd_vjp(
+    module: Any, outs: tuple[Any, Any, Any], leaves: list[Any], upstream: Sequence[Any]
+) -> list[Any]:
+    """torch.autograd.grad(outs, leaves + parameters, upstream), as the gradient of the real
+    scalar ``sum(Re(conj(u) * out))``: the same vector-Jacobian product (the upstream reaching
+    each output is exactly ``u``), without grad_outputs (whose first use costs a 1 s import)."""
+    import torch
 
-    ``dropout_masks`` are honoured by running torch layer by layer (single-layer modules with
-    the same weights) and multiplying the masks, scaled by 1/(1-p), onto the layer inputs.
-    """
-
-    conformance_unsupported: ClassVar[dict[str, str]] = {}
-
-    def __init__(
-        self,
-        input_size: Any,
-        hidden_size: Any,
-        num_layers: Any = 1,
-        bias: Any = True,
-        batch_first: Any = False,
-        dropout: Any = 0.0,
-        bidirectional: Any = False,
-        proj_size: Any = 0,
-        dtype: Any = np.float32,
-        seed: int | None = None,
-    ) -> None:
-        import torch
-
-        try:
-            tdtype = torch.from_numpy(np.empty(0, dtype=np.dtype(dtype))).dtype
-        except TypeError as exc:
-            raise TypeError(f"dtype {dtype!r} has no torch equivalent") from exc
-        with torch.random.fork_rng():
-            if seed is not None:
-                torch.manual_seed(seed)
-            self.module = torch.nn.LSTM(
-                input_size,
-                hidden_size,
-                num_layers=num_layers,
-                bias=bias,
-                batch_first=batch_first,
-                dropout=dropout,
-                bidirectional=bidirectional,
-                proj_size=proj_size,
-                dtype=tdtype,
-            )
-        self.dtype = np.dtype(dtype)
-
-    @property
-    def training(self) -> bool:
-        return bool(self.module.training)
-
-    def train(self, mode: bool = True) -> TorchLSTM:
-        self.module.train(mode)
-        return self
-
-    def eval(self) -> TorchLSTM:
-        return self.train(False)
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return {k: _np(v) for k, v in self.module.state_dict().items()}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        import torch
-
-        self.module.load_state_dict({k: torch.as_tensor(np.array(v)) for k, v in state_dict.items()})
-
-    def __call__(self, input: Any, hx: Any = None, *, dropout_masks: Sequence[Any] | None = None) -> Any:
-        import torch
-        from torch.nn.utils.rnn import PackedSequence
-
-        m = self.module
-        x = _to_torch_input(input)
-        t_hx = None if hx is None else _to_torch_hx(hx)
-        with torch.no_grad(), one_thread():
-            p, layers = float(m.dropout), int(m.num_layers)
-            if dropout_masks is not None and m.training and 0 < p < 1 and layers > 1:
-                if torch.is_complex(next(m.parameters())):
-                    raise NotImplementedError('"bernoulli_scalar_cpu_" not implemented for complex dtypes')
-                if len(dropout_masks) != layers - 1:
-                    raise ValueError(f"expected {layers - 1} dropout masks, got {len(dropout_masks)}")
-                wdtype = next(m.parameters()).dtype
-                noise = [torch.from_numpy(np.asarray(k) != 0).to(wdtype).div_(1 - p) for k in dropout_masks]
-                # masks are time-major; run_layers lays them out like each layer's output
-                out, h_n, c_n, _ = run_layers(m, x, t_hx, noise)
-            else:
-                out, (h_n, c_n) = m(x, t_hx)
-        if isinstance(out, PackedSequence):
-            fields = (out.data, out.batch_sizes, out.sorted_indices, out.unsorted_indices)
-            return lstm_ref.PackedSequence(*(None if f is None else _np(f) for f in fields)), (
-                _np(h_n),
-                _np(c_n),
-            )
-        return _np(out), (_np(h_n), _np(c_n))
-
-
-class TorchLSTMCell:
-    """torch.nn.LSTMCell behind lstm_ref.LSTMCell's NumPy API (the cell of ``--impl torch``)."""
-
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        bias: bool = True,
-        dtype: Any = np.float32,
-        seed: int | None = None,
-    ) -> None:
-        import torch
-
-        tdtype = torch.from_numpy(np.empty(0, dtype=np.dtype(dtype))).dtype
-        self.module = torch.nn.LSTMCell(input_size, hidden_size, bias=bias, dtype=tdtype)
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return {k: _np(v) for k, v in self.module.state_dict().items()}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        import torch
-
-        self.module.load_state_dict({k: torch.as_tensor(np.array(v)) for k, v in state_dict.items()})
-
-    def __call__(self, input: Any, hx: Any = None) -> tuple[np.ndarray, np.ndarray]:
-        import torch
-
-        with torch.no_grad(), one_thread():
-            h, c = self.module(_tensor(input), None if hx is None else _to_torch_hx(hx))
-        return _np(h), _np(c)
+    loss: Any = sum(
+        torch.real(torch.conj(u) * o).sum() if o.is_complex() else (u * o).sum()
+        for o, u in zip(outs, upstream, strict=True)
+    )
+    grads = torch.autograd.grad(loss, [*leaves, *module.parameters()], allow_unused=True)
+    return [
+        torch.zeros_like(t) if g is None else g
+        for g, t in zip(grads, [*leaves, *module.parameters()], strict=True)
+    ]

@@ -11,25 +11,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conformance import fixtures, runner
+from conformance import fixtures, gradients, report, runner
 from conformance.cases import all_cases
-from conformance.extensions import load_extensions
+from conformance.impls import load_impl
+from conformance.oracles import make_oracles
 from tests import broken_gradient_impls
 from tests.suite_helpers import has_torch, needs_torch, run_cli
-
-load_extensions()
-
-from conformance import gradients  # noqa: E402  (registered by load_extensions)
 
 MODULE = "tests.broken_gradient_impls"
 
 
 def run(
     spec: str, oracle: str = "fixtures", pattern: str | None = None
-) -> tuple[dict[str, runner.Row], list[runner.Result]]:
-    impl = runner.load_impl(spec)
-    results = runner.run_all(runner.jobs_for(impl, runner.make_oracles(oracle), pattern=pattern))
-    return {r.feature: r for r in runner.table(results, impl)}, results
+) -> tuple[dict[str, report.TableRow], list[runner.Result]]:
+    impl = load_impl(spec)
+    results = runner.run_all(runner.jobs_for(impl, make_oracles(oracle), pattern=pattern))
+    return {r.feature: r for r in report.table(results, impl)}, results
 
 
 # -- the fixtures carry the gradients ------------------------------------------------------------------

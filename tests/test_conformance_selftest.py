@@ -14,17 +14,19 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conformance import cli, fixtures, runner
+from conformance import cli, fixtures, report, runner
 from conformance.cases import FACTORS, all_cases, pairwise
 from conformance.errors import ERROR_CASES
+from conformance.impls import load_impl
+from conformance.oracles import make_oracles
 from tests import broken_impls
 from tests.suite_helpers import ROOT, needs_torch, run_cli
 
 
-def table_of(impl_spec: str, oracle: str = "fixtures") -> dict[str, runner.Row]:
-    impl = runner.load_impl(impl_spec)
-    results = runner.run_all(runner.jobs_for(impl, runner.make_oracles(oracle)))
-    return {r.feature: r for r in runner.table(results, impl)}
+def table_of(impl_spec: str, oracle: str = "fixtures") -> dict[str, report.TableRow]:
+    impl = load_impl(impl_spec)
+    results = runner.run_all(runner.jobs_for(impl, make_oracles(oracle)))
+    return {r.feature: r for r in report.table(results, impl)}
 
 
 # -- broken implementations are caught -----------------------------------------------------------
@@ -55,8 +57,8 @@ def test_cli_fails_broken_implementation(name: str, oracle: str, tmp_path: Path)
 
 
 def test_failure_message_locates_layer_direction_step_and_gate() -> None:
-    impl = runner.load_impl("tests.broken_impls:WrongGateOrder")
-    results = runner.run_all(runner.jobs_for(impl, runner.make_oracles("fixtures"), pattern="L3-bi-bf-p3-*"))
+    impl = load_impl("tests.broken_impls:WrongGateOrder")
+    results = runner.run_all(runner.jobs_for(impl, make_oracles("fixtures"), pattern="L3-bi-bf-p3-*"))
     forward = next(r for r in results if r.check == "forward" and r.status == "fail")
     assert "diverges first at" in forward.message and "time step" in forward.message
     assert "layer 0 diverges" in forward.message
@@ -72,18 +74,16 @@ def test_failure_message_locates_layer_direction_step_and_gate() -> None:
     "case_id", ["mix-packed_unsorted-hx-bi-L2-proj", "L1-bi-bf-p3-nobias-unbatched-hx-f64-train"]
 )
 def test_gate_is_located_for_packed_and_unbatched_input(case_id: str) -> None:
-    impl = runner.load_impl("tests.broken_impls:WrongGateOrder")
-    results = runner.run_all(runner.jobs_for(impl, runner.make_oracles("fixtures"), pattern=case_id))
+    impl = load_impl("tests.broken_impls:WrongGateOrder")
+    results = runner.run_all(runner.jobs_for(impl, make_oracles("fixtures"), pattern=case_id))
     forward = next(r for r in results if r.check == "forward")
     assert forward.status == "fail"
     assert "layer 0, direction 0, time step 0, gate/state 'f'" in forward.message
 
 
 def test_stacking_bug_is_located_between_layers() -> None:
-    impl = runner.load_impl("tests.broken_impls:DropoutNotScaled")
-    results = runner.run_all(
-        runner.jobs_for(impl, runner.make_oracles("fixtures"), pattern="dropout-replay-*")
-    )
+    impl = load_impl("tests.broken_impls:DropoutNotScaled")
+    results = runner.run_all(runner.jobs_for(impl, make_oracles("fixtures"), pattern="dropout-replay-*"))
     forward = next(r for r in results if r.check == "forward" and r.status == "fail")
     assert "Every layer matches when run alone" in forward.message
 
@@ -171,14 +171,14 @@ class _UnknownFeature(broken_impls.lstm_ref.LSTM):
 
 def test_unknown_declared_feature_is_an_error() -> None:
     with pytest.raises(SystemExit, match="unknown feature 'packing'"):
-        runner.load_impl("tests.test_conformance_selftest:_UnknownFeature")
+        load_impl("tests.test_conformance_selftest:_UnknownFeature")
 
 
 def test_bad_impl_spec_is_a_clear_error() -> None:
     with pytest.raises(SystemExit, match="MODULE:ATTR"):
-        runner.load_impl("numpy")  # a bare module is not an implementation
+        load_impl("numpy")  # a bare module is not an implementation
     with pytest.raises(SystemExit, match="cannot import"):
-        runner.load_impl("no_such_module:LSTM")
+        load_impl("no_such_module:LSTM")
 
 
 # -- fixtures ------------------------------------------------------------------------------------

@@ -1,0 +1,83 @@
+"""Which implementation is under test: ``--impl MODULE:ATTR`` (or ``torch``, ``lstm_ref``)
+resolved to its factory, its declarations and its LSTMCell (docs/plugin.md)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .rows import ALIASES, ROW_NAMES, expand_declarations
+
+DEFAULT_IMPL = "lstm_ref:LSTM"
+TORCH_ADAPTER = "conformance.torch_adapter:TorchLSTM"
+IMPL_ALIASES = {"torch": TORCH_ADAPTER, "lstm_ref": DEFAULT_IMPL}
+
+
+@dataclass
+class Impl:
+    spec: str
+    factory: Callable[..., Any]
+    unsupported: dict[str, str] = field(default_factory=dict)  # row -> reason
+    cell: Callable[..., Any] | None = None  # an LSTMCell with lstm_ref.LSTMCell's API, if any
+
+
+def import_object(spec: str, what: str) -> Any:
+    """``MODULE:ATTR`` -> the object; SystemExit with a one-line reason if it cannot be had."""
+    module_name, attr = spec.split(":", 1)
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m`: modules in the current directory import
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SystemExit(f"{what} {spec!r}: cannot import {module_name!r}: {exc}") from exc
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise SystemExit(f"{what} {spec!r}: {module_name!r} has no attribute {attr!r}") from None
+    return obj
+
+
+def _cell_for(spec: str, factory: Any) -> Any:
+    """The implementation's LSTMCell: its ``conformance_cell`` attribute (a class or a
+    MODULE:ATTR string); lstm_ref.LSTMCell for lstm_ref.LSTM and its subclasses; torch's for torch."""
+    cell = getattr(factory, "conformance_cell", None)
+    if isinstance(cell, str):
+        return import_object(cell, "conformance_cell")
+    if cell is not None:
+        return cell
+    if spec == "torch":
+        from .torch_adapter import TorchLSTMCell
+
+        return TorchLSTMCell
+    import lstm_ref
+
+    if isinstance(factory, type) and issubclass(factory, lstm_ref.LSTM):
+        return lstm_ref.LSTMCell
+    return None
+
+
+def load_impl(spec: str) -> Impl:
+    """``MODULE:ATTR`` (or an alias: ``torch``, ``lstm_ref``) -> the factory and its declarations."""
+    target = IMPL_ALIASES.get(spec, spec)
+    if ":" not in target:
+        raise SystemExit(f"--impl {spec!r}: expected MODULE:ATTR (e.g. lstm_ref:LSTM) or 'torch'")
+    factory = import_object(target, "--impl")
+    if target == TORCH_ADAPTER:
+        from .torch_oracle import torch_available
+
+        reason = torch_available()
+        if reason:
+            raise SystemExit(f"--impl torch: {reason}")
+    try:
+        unsupported = expand_declarations(dict(getattr(factory, "conformance_unsupported", {}) or {}))
+    except KeyError as exc:
+        raise SystemExit(
+            f"{spec}: conformance_unsupported names unknown feature {exc.args[0]!r}; "
+            f"known: {', '.join([*ROW_NAMES, *ALIASES])}"
+        ) from None
+    return Impl(spec, factory, unsupported, _cell_for(spec, factory))

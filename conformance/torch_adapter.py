@@ -1,0 +1,203 @@
+"""``--impl torch``: torch.nn.LSTM and torch.nn.LSTMCell behind lstm_ref's NumPy API.
+
+The suite checks torch itself with this adapter (against the fixtures, which an older or newer
+torch made).  It converts arrays to tensors and back and calls torch; the LSTM is torch's.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+import lstm_ref
+from lstm_ref.layout import dropout_noise
+
+from .torch_oracle import autograd_vjp, differentiable_leaves, one_thread, run_layers, to_numpy, to_tensor
+
+
+def to_torch_input(value: Any) -> Any:
+    """An array or lstm_ref.PackedSequence as torch's (anything else is passed on unchanged)."""
+    from torch.nn.utils.rnn import PackedSequence
+
+    if isinstance(value, lstm_ref.PackedSequence):
+        return PackedSequence(*(None if v is None else to_tensor(np.asarray(v)) for v in value))
+    return to_tensor(value)
+
+
+def to_torch_hx(hx: Any) -> Any:
+    if isinstance(hx, (tuple, list)):
+        return type(hx)(to_tensor(v) for v in hx)
+    return to_tensor(hx)
+
+
+def _state_dict(module: Any) -> dict[str, np.ndarray]:
+    return {name: to_numpy(value) for name, value in module.state_dict().items()}
+
+
+def _load_state_dict(module: Any, state_dict: dict[str, Any]) -> None:
+    import torch
+
+    module.load_state_dict({name: torch.as_tensor(np.array(value)) for name, value in state_dict.items()})
+
+
+class TorchLSTM:
+    """torch.nn.LSTM behind lstm_ref.LSTM's NumPy API.
+
+    ``dropout_masks`` are honoured by running torch layer by layer (one-layer modules sharing
+    the parameters) and multiplying the masks, scaled by 1/(1-p), onto the layer inputs.
+    """
+
+    conformance_unsupported: ClassVar[dict[str, str]] = {}
+
+    def __init__(
+        self,
+        input_size: Any,
+        hidden_size: Any,
+        num_layers: Any = 1,
+        bias: Any = True,
+        batch_first: Any = False,
+        dropout: Any = 0.0,
+        bidirectional: Any = False,
+        proj_size: Any = 0,
+        dtype: Any = np.float32,
+        seed: int | None = None,
+    ) -> None:
+        import torch
+
+        try:
+            tdtype = torch.from_numpy(np.empty(0, dtype=np.dtype(dtype))).dtype
+        except TypeError as exc:
+            raise TypeError(f"dtype {dtype!r} has no torch equivalent") from exc
+        with torch.random.fork_rng():
+            if seed is not None:
+                torch.manual_seed(seed)
+            self.module = torch.nn.LSTM(
+                input_size,
+                hidden_size,
+                num_layers=num_layers,
+                bias=bias,
+                batch_first=batch_first,
+                dropout=dropout,
+                bidirectional=bidirectional,
+                proj_size=proj_size,
+                dtype=tdtype,
+            )
+        self.dtype = np.dtype(dtype)
+
+    @property
+    def training(self) -> bool:
+        return bool(self.module.training)
+
+    def train(self, mode: bool = True) -> TorchLSTM:
+        self.module.train(mode)
+        return self
+
+    def eval(self) -> TorchLSTM:
+        return self.train(False)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return _state_dict(self.module)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        _load_state_dict(self.module, state_dict)
+
+    def _replay_noise(self, dropout_masks: Sequence[Any] | None, required: bool) -> list[Any] | None:
+        """The noise ``keep / (1-p)`` of the given masks, when this call draws dropout."""
+        import torch
+
+        m = self.module
+        p, layers = float(m.dropout), int(m.num_layers)
+        if not (m.training and 0 < p < 1 and layers > 1) or (dropout_masks is None and not required):
+            return None
+        if torch.is_complex(next(m.parameters())):
+            raise NotImplementedError('"bernoulli_scalar_cpu_" not implemented for complex dtypes')
+        if dropout_masks is None:
+            raise ValueError("vjp in training mode with dropout needs dropout_masks")
+        if len(dropout_masks) != layers - 1:
+            raise ValueError(f"expected {layers - 1} dropout masks, got {len(dropout_masks)}")
+        return [torch.from_numpy(dropout_noise(keep, p, self.dtype)) for keep in dropout_masks]
+
+    def _forward(self, x: Any, hx: Any, noise: list[Any] | None) -> tuple[Any, Any, Any]:
+        if noise is None:
+            out, (h_n, c_n) = self.module(x, hx)
+            return out, h_n, c_n
+        return run_layers(self.module, x, hx, noise)[:3]  # masks are time-major, like torch's
+
+    def __call__(self, input: Any, hx: Any = None, *, dropout_masks: Sequence[Any] | None = None) -> Any:
+        import torch
+        from torch.nn.utils.rnn import PackedSequence
+
+        x, t_hx = to_torch_input(input), None if hx is None else to_torch_hx(hx)
+        with torch.no_grad(), one_thread():
+            out, h_n, c_n = self._forward(x, t_hx, self._replay_noise(dropout_masks, required=False))
+        if isinstance(out, PackedSequence):
+            fields = (out.data, out.batch_sizes, out.sorted_indices, out.unsorted_indices)
+            return lstm_ref.PackedSequence(*(None if f is None else to_numpy(f) for f in fields)), (
+                to_numpy(h_n),
+                to_numpy(c_n),
+            )
+        return to_numpy(out), (to_numpy(h_n), to_numpy(c_n))
+
+    def vjp(
+        self,
+        input: Any,
+        hx: Any,
+        grad_output: Any,
+        grad_h_n: Any = None,
+        grad_c_n: Any = None,
+        *,
+        dropout_masks: Sequence[Any] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """torch.autograd.grad of this forward, with lstm_ref.LSTM.vjp's API."""
+        import torch
+        from torch.nn.utils.rnn import PackedSequence
+
+        m = self.module
+        with torch.enable_grad(), one_thread(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            t_hx = None if hx is None else to_torch_hx(hx)
+            x, leaf, h0, c0 = differentiable_leaves(m, to_torch_input(input), t_hx)
+            out, h_n, c_n = self._forward(x, (h0, c0), self._replay_noise(dropout_masks, required=True))
+            data = out.data if isinstance(out, PackedSequence) else out
+            if isinstance(grad_output, lstm_ref.PackedSequence):
+                grad_output = grad_output.data
+            upstream = [
+                torch.zeros_like(t) if g is None else torch.from_numpy(np.array(g, dtype=to_numpy(t).dtype))
+                for g, t in ((grad_output, data), (grad_h_n, h_n), (grad_c_n, c_n))
+            ]
+            grads = autograd_vjp(m, (data, h_n, c_n), [leaf, h0, c0], upstream)
+        names = ["input", "h0", "c0", *(name for name, _ in m.named_parameters())]
+        return {n: to_numpy(g) for n, g in zip(names, grads, strict=True)}
+
+
+class TorchLSTMCell:
+    """torch.nn.LSTMCell behind lstm_ref.LSTMCell's NumPy API (the cell of ``--impl torch``)."""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        dtype: Any = np.float32,
+        seed: int | None = None,
+    ) -> None:
+        import torch
+
+        tdtype = torch.from_numpy(np.empty(0, dtype=np.dtype(dtype))).dtype
+        self.module = torch.nn.LSTMCell(input_size, hidden_size, bias=bias, dtype=tdtype)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return _state_dict(self.module)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        _load_state_dict(self.module, state_dict)
+
+    def __call__(self, input: Any, hx: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        with torch.no_grad(), one_thread():
+            h, c = self.module(to_tensor(input), None if hx is None else to_torch_hx(hx))
+        return to_numpy(h), to_numpy(c)
