@@ -113,10 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     if len(failures) > args.max_failures:
         print(f"\n... and {len(failures) - args.max_failures} more failures (see --report)")
     n = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "skip")}
-    cases = len({r.case for r in results if not r.case.startswith("errors:")})
-    errs = len({r.case for r in results if r.case.startswith("errors:")})
+    n_cases = len({r.case for r in results if not r.case.startswith("errors:")})
+    n_error_cases = len({r.case for r in results if r.case.startswith("errors:")})
     summary = (
-        f"{len(results)} checks over {cases} cases and {errs} error cases: {n['pass']} passed, {n['fail']} failed, "
+        f"{len(results)} checks over {n_cases} cases and {n_error_cases} error cases: {n['pass']} passed, {n['fail']} failed, "
         f"{n['skip']} skipped in {elapsed:.1f} s -> {'FAIL' if failures else 'PASS'}"
     )
     print("\n" + summary)

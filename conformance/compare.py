@@ -48,7 +48,10 @@ class Layout:
         d = self.num_directions
         if self.kind == "rows":
             return (f"batch {index[0]}, " if len(index) > 1 else "") + f"unit {index[-1]}"
-        direction = lambda k: "forward" if k % d == 0 or d == 1 else "reverse"  # noqa: E731
+
+        def direction(k: int) -> str:
+            return "forward" if k % d == 0 or d == 1 else "reverse"
+
         if self.kind.startswith("state"):
             k = index[0]
             where = f"layer {k // d + self.layer_offset}, direction {k % d} ({direction(k)})"
@@ -93,21 +96,23 @@ def _first_bad(bad: np.ndarray, layout: Layout) -> tuple[int, ...]:
     return min(indices, key=lambda ix: (-layout.time_of(ix), ix))
 
 
-def check_form(what: str, actual: object, expected: np.ndarray, expected_by: str = "expected") -> None:
-    """An ndarray of the expected shape and dtype, or a Divergence saying which differs."""
+def check_form(what: str, actual: object, expected: np.ndarray, expected_by: str = "expected") -> np.ndarray:
+    """``actual`` if it is an ndarray of the expected shape and dtype, else a Divergence saying
+    which differs."""
     if not isinstance(actual, np.ndarray):
         raise Divergence(f"{what}: expected a numpy.ndarray, got {type(actual).__name__}")
     if actual.shape != expected.shape:
         raise Divergence(f"{what}: shape {actual.shape}, {expected_by} {expected.shape}")
     if actual.dtype != expected.dtype:
         raise Divergence(f"{what}: dtype {actual.dtype}, {expected_by} {expected.dtype}")
+    return actual
 
 
 def compare(actual: object, expected: np.ndarray, tol: Tolerance, what: str, layout: Layout) -> Agreement:
     """Elementwise ``|a - e| <= atol + rtol * |e|`` (NaN where NaN, equal infinities)."""
     tol_txt = f"tolerance rtol={tol.rtol:g}, atol={tol.atol:g}"
-    a, e = actual, np.asarray(expected)
-    check_form(what, a, e)
+    e = np.asarray(expected)
+    a = check_form(what, actual, e)
     if a.size == 0:
         return Agreement()
     a128, e128 = a.astype(np.complex128), e.astype(np.complex128)

@@ -65,7 +65,8 @@ def _time_axis(case: Case) -> int:
 def _run_chunks(ctx: Context, bounds: list[int]) -> tuple[np.ndarray, Any, Any]:
     case, arrays = ctx.case, ctx.arrays
     model = build(ctx.factory, case, arrays)
-    x, state, axis = arrays["x"], model_hx(arrays), _time_axis(case)
+    x, axis = arrays["x"], _time_axis(case)
+    state: Any = model_hx(arrays)
     outs = []
     for lo, hi in itertools.pairwise(bounds):
         chunk = np.take(x, np.arange(lo, hi), axis=axis)
@@ -248,7 +249,7 @@ def check_cell(ctx: Context) -> Agreement:
         steps = [x[t] for t in range(case.steps)]
     else:
         steps = [x[:, t] if case.batch_first else x[t] for t in range(case.steps)]
-    state = None if "h0" not in arrays else (arrays["h0"][0].copy(), arrays["c0"][0].copy())
+    state: Any = None if "h0" not in arrays else (arrays["h0"][0].copy(), arrays["c0"][0].copy())
     hs = []
     for xt in steps:
         state = cell(xt.copy(), state)

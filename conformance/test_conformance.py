@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, note, settings
+from hypothesis import strategies as st
 
 from conformance import runner
 from conformance.cases import FACTORS, Case
@@ -46,9 +48,6 @@ def test_conformance(job: runner.Job) -> None:
 
 # -- random configurations against live torch (hypothesis, derandomized) -------------------------
 
-hypothesis = pytest.importorskip("hypothesis")
-st = hypothesis.strategies
-
 
 @st.composite
 def random_case(draw: Any) -> Case:
@@ -68,12 +67,12 @@ def random_case(draw: Any) -> Case:
 
 
 @pytest.mark.skipif(torch_available() is not None, reason=f"live-torch oracle: {torch_available()}")
-@hypothesis.settings(derandomize=True, max_examples=12, deadline=None, database=None)
-@hypothesis.given(case=random_case())
+@settings(derandomize=True, max_examples=12, deadline=None, database=None)
+@given(case=random_case())
 def test_random_configs_against_torch(case: Case, pytestconfig: Any) -> None:
     impl = load_impl(pytestconfig.getoption("--impl"))
     job = runner.case_job(impl, case, [TorchOracle()])
     results = job.run()
-    hypothesis.note(f"case: {case}")
+    note(f"case: {case}")
     failures = [r for r in results if r.status == "fail"]
     assert not failures, "\n".join(f"{r.check}: {r.message}" for r in failures) + f"\ncase: {case}"

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 
 @dataclass(frozen=True)
@@ -46,17 +47,17 @@ DRIFT = FORWARD
 DROPOUT_RATE_SIGMAS = 5.0
 
 
-def forward_tolerance(dtype: object) -> Tolerance:
-    return FORWARD[np.dtype(dtype).name]  # type: ignore[arg-type]
+def forward_tolerance(dtype: DTypeLike) -> Tolerance:
+    return FORWARD[np.dtype(dtype).name]
 
 
-def drift_tolerance(dtype: object) -> Tolerance:
+def drift_tolerance(dtype: DTypeLike) -> Tolerance:
     return DRIFT[np.dtype(dtype).name]
 
 
 # Gradients: LSTM.vjp (or any backward) against torch.autograd.grad with the same upstream
 # gradients.  Unlike FORWARD these are per tensor, relative to the gradient's scale:
-#     max|actual - expected| <= rtol * max|expected| + atol          (gradient_close)
+#     max|actual - expected| <= rtol * max|expected| + atol
 # because a gradient entry near zero carries the absolute rounding error of the long sum
 # that produced it, so an elementwise rtol is meaningless there.
 # How measured (lstm_ref's LSTM.vjp vs torch 2.13.0 CPU autograd, worst over tensors and
@@ -76,8 +77,8 @@ GRADIENT = {
 }
 
 
-def gradient_tolerance(dtype: object) -> Tolerance:
-    return GRADIENT[np.dtype(dtype).name]  # type: ignore[arg-type]
+def gradient_tolerance(dtype: DTypeLike) -> Tolerance:
+    return GRADIENT[np.dtype(dtype).name]
 
 
 def gradient_error(actual: np.ndarray, expected: np.ndarray) -> tuple[float, float]:
@@ -88,13 +89,6 @@ def gradient_error(actual: np.ndarray, expected: np.ndarray) -> tuple[float, flo
     return float(np.max(np.abs(actual - expected))), float(np.max(np.abs(expected)))
 
 
-def gradient_close(actual: np.ndarray, expected: np.ndarray, dtype: object | None = None) -> bool:
-    """The GRADIENT criterion for one tensor (dtype defaults to expected's)."""
-    tol = gradient_tolerance(np.asarray(expected).dtype if dtype is None else dtype)
-    err, scale = gradient_error(actual, expected)
-    return err <= tol.rtol * scale + tol.atol
-
-
 # The conformance suite's `gradients` row: its complex draws are scaled 0.35 (cases.py), far
 # from the poles, and there complex64 gradients are as accurate as float32's -- measured
 # (lstm_ref vs torch 2.13.0, the 1536 complex64 cases of `--full --case 'L[12]-*'` and
@@ -103,5 +97,5 @@ def gradient_close(actual: np.ndarray, expected: np.ndarray, dtype: object | Non
 CONFORMANCE_GRADIENT = {**GRADIENT, "complex64": GRADIENT["float32"]}
 
 
-def conformance_gradient_tolerance(dtype: object) -> Tolerance:
-    return CONFORMANCE_GRADIENT[np.dtype(dtype).name]  # type: ignore[arg-type]
+def conformance_gradient_tolerance(dtype: DTypeLike) -> Tolerance:
+    return CONFORMANCE_GRADIENT[np.dtype(dtype).name]

@@ -23,7 +23,8 @@ def to_torch_input(value: Any) -> Any:
     from torch.nn.utils.rnn import PackedSequence
 
     if isinstance(value, lstm_ref.PackedSequence):
-        return PackedSequence(*(None if v is None else to_tensor(np.asarray(v)) for v in value))
+        fields: list[Any] = [None if v is None else to_tensor(np.asarray(v)) for v in value]
+        return PackedSequence(*fields)
     return to_tensor(value)
 
 
@@ -134,11 +135,10 @@ class TorchLSTM:
         with torch.no_grad(), one_thread():
             out, h_n, c_n = self._forward(x, t_hx, self._replay_noise(dropout_masks, required=False))
         if isinstance(out, PackedSequence):
-            fields = (out.data, out.batch_sizes, out.sorted_indices, out.unsorted_indices)
-            return lstm_ref.PackedSequence(*(None if f is None else to_numpy(f) for f in fields)), (
-                to_numpy(h_n),
-                to_numpy(c_n),
-            )
+            fields: list[Any] = [out.data, out.batch_sizes, out.sorted_indices, out.unsorted_indices]
+            arrays: list[Any] = [None if f is None else to_numpy(f) for f in fields]
+            packed = lstm_ref.PackedSequence(*arrays)
+            return packed, (to_numpy(h_n), to_numpy(c_n))
         return to_numpy(out), (to_numpy(h_n), to_numpy(c_n))
 
     def vjp(

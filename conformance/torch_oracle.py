@@ -170,7 +170,7 @@ def _module_and_input(case: Case, arrays: dict[str, np.ndarray]) -> tuple[Any, A
         {k[2:]: torch.from_numpy(v.copy()) for k, v in arrays.items() if k.startswith("w.")}
     )
     module.train(case.mode == "train")
-    x = torch.from_numpy(arrays["x"].copy())
+    x: Any = torch.from_numpy(arrays["x"].copy())
     if case.packed:
         lengths = torch.from_numpy(arrays["lengths"])
         x = pack_padded_sequence(x, lengths, enforce_sorted=case.form == "packed_sorted")
