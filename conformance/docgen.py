@@ -339,7 +339,7 @@ def update(check: bool) -> tuple[list[str], list[str]]:
                 return m.group(0)
             if normalise(body) == normalise(fresh[name]):
                 return m.group(0)
-            stale.append(f"{rel}: block {name!r} is stale")
+            stale.append(f"{rel}: block {name!r}")
             return m.group(1) + fresh[name] + m.group(4)
 
         new = BLOCK.sub(replace, text)
@@ -359,7 +359,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     stale, problems = update(args.check)
     if stale:
-        print("conformance.docgen: " + ("stale:" if args.check else "rewritten:"), *stale, sep="\n  ")
+        print(
+            "conformance.docgen: " + ("stale blocks:" if args.check else "rewrote stale blocks:"),
+            *stale,
+            sep="\n  ",
+        )
     if problems:
         print("conformance.docgen: to fix by hand:", *problems, sep="\n  ")
     if not stale and not problems:
