@@ -1,0 +1,62 @@
+"""The documentation stays true: generated blocks are current, the README is a short front
+door, and every relative link in README.md and docs/*.md points to a file that exists."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.suite_helpers import ROOT, needs_torch
+
+README_MAX_LINES = 150
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+@needs_torch
+def test_generated_blocks_are_current() -> None:
+    """Counts, row lists, tolerances and sample output match a real run of the CLI."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "conformance.docgen", "--check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, (
+        "the docs have drifted from the code; run `python -m conformance.docgen` and review the diff\n"
+        + proc.stdout
+        + proc.stderr[-3000:]
+    )
+
+
+def test_readme_is_short() -> None:
+    lines = (ROOT / "README.md").read_text().count("\n")
+    assert lines < README_MAX_LINES, f"README.md has {lines} lines; move reference material to docs/"
+
+
+def test_readme_quickstart_has_two_commands() -> None:
+    """What .ci/run reads: exactly two command lines between the quickstart markers."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split("<!-- quickstart:begin -->", 1)[1].split("<!-- quickstart:end -->", 1)[0]
+    commands = [line for line in block.splitlines() if re.match(r"(python|pip|lstm-conformance)", line)]
+    assert len(commands) == 2, commands
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_relative_links_point_to_existing_files(doc: Path) -> None:
+    broken = []
+    for target in LINK.findall(doc.read_text()):
+        if re.match(r"[a-z]+:", target) or target.startswith("#"):
+            continue  # a URL, or an anchor in the same page
+        path = (doc.parent / target.split("#", 1)[0]).resolve()
+        if not path.exists():
+            broken.append(target)
+    assert not broken, f"{doc.relative_to(ROOT)}: links to missing files: {broken}"
