@@ -6,8 +6,8 @@
 A generated block sits between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->``.
 Its content comes from running ``lstm-conformance`` through its public entry,
 ``conformance.cli.main``: what it prints, its ``--report`` JSON and its ``--markdown`` table.
-The only other sources are the row descriptions (``conformance.runner.FEATURES``) and the
-declaration aliases (``conformance.runner.ALIASES``), the tolerances
+The only other sources are the row descriptions and the declaration aliases
+(``conformance/rows.py``), the tolerances
 (``conformance/tolerances.py``), the fixture manifest, and the broken implementations of
 the self-test (``tests/broken_impls.py``, ``tests/broken_gradient_impls.py``).
 
@@ -144,10 +144,9 @@ def failure_sample(run: Run) -> str:
 
 
 def _descriptions() -> dict[str, str]:
-    runner = _module("conformance.runner")
+    from .rows import DESCRIPTIONS
 
-    features = getattr(runner, "FEATURES", None)
-    return dict(features) if isinstance(features, dict) else {}
+    return dict(DESCRIPTIONS)
 
 
 def rows_table(run: Run) -> str:
@@ -237,9 +236,8 @@ def tolerances_table(_: Run) -> str:
 
 
 def aliases(_: Run) -> str:
-    runner = _module("conformance.runner")
+    from .rows import ALIASES as table
 
-    table: dict[str, tuple[str, ...]] = getattr(runner, "ALIASES", {})
     rows = [[f"`{k}`", ", ".join(f"`{r}`" for r in v)] for k, v in table.items()]
     return _table(["key", "rows it stands for"], rows)
 

@@ -2,7 +2,7 @@
 
 torch runs single-threaded: on this small CI box oneDNN's thread pool oversubscribes the
 cores and makes each float32 LSTM call take ~0.4 s instead of ~1 ms.  CPU results are
-identical across thread counts (semantics doc, sections 5 and 8).
+identical across thread counts (docs/semantics.md section 6).
 """
 
 from __future__ import annotations

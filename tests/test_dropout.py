@@ -1,4 +1,4 @@
-"""Dropout between layers: torch's CPU masks replayed exactly (semantics doc section 5),
+"""Dropout between layers: torch's CPU masks replayed exactly (docs/semantics.md section 5),
 eval/p=0/p=1 behaviour, and lstm_ref's own NumPy mask draws."""
 
 from __future__ import annotations

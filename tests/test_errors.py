@@ -5,7 +5,7 @@ the bad thing.  torch is the oracle and runs live for every case; nothing about 
 exception type is hard-coded.  For lstm_ref we also check the message is informative: it is
 either torch's message verbatim, or mentions the listed fragments (expected / given values).
 
-Rows come from the semantics doc's tables (sections 1 and 2) plus LSTMCell and packing.
+Rows come from docs/semantics.md (sections 7 and 8) plus LSTMCell and packing.
 Deliberate differences from torch are a separate, commented list at the end.
 """
 
@@ -595,7 +595,7 @@ STRICTER = [
         lambda lib: lib.pack_padded_sequence(z(6, 4, 3), [7, 3, 3, 2]),
         RuntimeError,
         ("7", "6"),
-        "torch does not check and packs out-of-bounds memory (semantics doc section 2)",
+        "torch does not check and packs out-of-bounds memory (docs/semantics.md section 8)",
     ),
     Stricter(
         "packed hx 3-tuple",

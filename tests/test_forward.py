@@ -461,7 +461,7 @@ def test_random_shapes_match_torch(cfg: dict[str, Any]) -> None:
 @pytest.mark.parametrize("proj_size", [0, 32])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_realistic_size(dtype: str, proj_size: int) -> None:
-    """The semantics doc's measured configuration: L=50, N=8, F=16, H=64, 3 layers, bidirectional."""
+    """A realistic size: L=50, N=8, F=16, H=64, 3 layers, bidirectional."""
     torch.manual_seed(0)
     module = torch.nn.LSTM(
         16, 64, 3, bidirectional=True, proj_size=proj_size, dtype=torch_dtype(dtype)
