@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from lstm_ref import layout
+
 # -- the option matrix -----------------------------------------------------------------------
 
 FACTORS: dict[str, tuple[Any, ...]] = {
@@ -168,7 +170,8 @@ class Case:
         data: dict[str, np.ndarray] = {}
         for name, shape in param_shapes(self).items():
             data["w." + name] = _draw(rng, shape, dt, low=-0.7, high=0.7)
-        PROBES[self.probe](self, data) if self.probe else None
+        if self.probe:
+            PROBES[self.probe](self, data)
         steps, batch = self.steps, self.batch_size
         if self.form == "unbatched":
             x = _draw(rng, (steps, self.input_size), dt)
@@ -206,7 +209,7 @@ def _draw(
         return rng.standard_normal(shape) * scale
 
     if dt.kind == "c":
-        # complex sigmoid/tanh have poles (semantics doc section 3) and |sigmoid| can exceed 1,
+        # complex sigmoid/tanh have poles (docs/semantics.md section 6) and |sigmoid| can exceed 1,
         # so states can grow: parts scaled by 0.35 keep every case of the full product
         # well-conditioned (at 0.5, one complex64 case in 512 reached |out| ~ 7 and torch and a
         # 64-bit evaluation disagreed by 1e-4 there)
@@ -215,26 +218,15 @@ def _draw(
 
 
 def param_shapes(case: Case) -> dict[str, tuple[int, ...]]:
-    """torch's parameter names, registration order and shapes (semantics doc section 3)."""
-    gates, h_out, d = 4 * case.hidden_size, case.h_out, case.num_directions
-    shapes: dict[str, tuple[int, ...]] = {}
-    for layer in range(case.num_layers):
-        features = case.input_size if layer == 0 else d * h_out
-        for direction in range(d):
-            sfx = f"_l{layer}" + ("_reverse" if direction else "")
-            shapes["weight_ih" + sfx] = (gates, features)
-            shapes["weight_hh" + sfx] = (gates, h_out)
-            if case.bias:
-                shapes["bias_ih" + sfx] = (gates,)
-                shapes["bias_hh" + sfx] = (gates,)
-            if case.proj_size:
-                shapes["weight_hr" + sfx] = (case.proj_size, case.hidden_size)
-    return shapes
+    """torch's parameter names, registration order and shapes for this case's configuration."""
+    return layout.param_shapes(
+        case.input_size, case.hidden_size, case.num_layers, case.bidirectional, case.bias, case.proj_size
+    )
 
 
 # -- probes: weight patterns that isolate one gate, one bias, one direction, one layer --------
 
-GATES = ("i", "f", "g", "o")
+GATES = layout.GATES
 
 
 def _gate_probe(gate: str) -> Any:
@@ -436,11 +428,18 @@ def named_cases() -> list[Case]:
         Case(name="edge-one-step", steps=1, num_layers=2, hx=True),
         Case(name="edge-complex128-proj", dtype="complex128", proj_size=2, bidirectional=True, hx=True),
     ]
-    return cases
+    return cases + float32_twins(cases)
 
 
-def default_cases() -> list[Case]:
-    return matrix_cases() + named_cases()
+def float32_twins(cases: list[Case]) -> list[Case]:
+    """A float32 copy of every float64 named case that has none yet, so that an implementation
+    supporting float32 alone can earn every row but the 64-bit dtype rows (probes, dropout
+    p = 0 / 1, NaN/Inf, batch 0, ...)."""
+    names = {case.name for case in cases}
+    twins = [
+        replace(case, dtype="float32", name=f"{case.name}-f32") for case in cases if case.dtype == "float64"
+    ]
+    return [twin for twin in twins if twin.name not in names]
 
 
 def all_cases(full: bool = False) -> list[Case]:
@@ -471,7 +470,3 @@ def random_cases(count: int, seed: int = 20240601) -> list[Case]:
             )
         )
     return cases
-
-
-def replace_case(case: Case, **changes: Any) -> Case:
-    return replace(case, **changes)

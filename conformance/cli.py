@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     n_error_cases = len({r.case for r in results if r.case.startswith("errors:")})
     summary = (
         f"{len(results)} checks over {n_cases} cases and {n_error_cases} error cases: {n['pass']} passed, {n['fail']} failed, "
-        f"{n['skip']} skipped in {elapsed:.1f} s -> {'FAIL' if failures else 'PASS'}"
+        f"{n['skip']} skipped in {elapsed:.1f} s -> {report.verdict(results, impl)}"
     )
     print("\n" + summary)
     if args.markdown:

@@ -43,7 +43,7 @@ def wired_weights(weights: Arrays) -> Arrays:
     return wired
 
 
-def _check_train_call(output: np.ndarray, expected_kept: np.ndarray, call_index: int) -> float:
+def _check_train_call(output: np.ndarray, expected_kept: np.ndarray, call_index: int, dtype: str) -> float:
     """One train-mode call's output: drop rate, scale of kept units, per-element masks.
     Returns |rate - p|."""
     dropped = np.abs(output) < 1e-12  # exactly o * tanh(i * tanh(0)) + O(sigmoid(-40))
@@ -55,11 +55,12 @@ def _check_train_call(output: np.ndarray, expected_kept: np.ndarray, call_index:
             "dropout between layers only, never after the last layer"
         )
     compare(
-        np.where(dropped, expected_kept, output),
+        np.where(dropped, expected_kept, output).astype(dtype),
         expected_kept,
-        forward_tolerance(np.float64),
+        forward_tolerance(dtype),
         "kept units (scaled by 1/(1-p))",
         Layout("time_major"),
+        dtype,
     )
     per_step = dropped.reshape(STEPS, -1)
     if np.all(per_step == per_step[:1]):
@@ -67,21 +68,22 @@ def _check_train_call(output: np.ndarray, expected_kept: np.ndarray, call_index:
     return abs(rate - P)
 
 
-def check_dropout_statistics(factory: Factory) -> Agreement:
+def check_dropout_statistics(factory: Factory, dtype: str = "float64") -> Agreement:
     """Drop rate ~ p, kept values scaled by 1/(1-p), masks fresh per call and element, eval
-    deterministic (see the module docstring for how dropped units are seen)."""
-    arrays = CASE.make_data()
-    weights = wired_weights(oracle_weights(arrays))
-    model = build(factory, replace(CASE, mode="train"), arrays, weights=weights)
+    deterministic (see the module docstring for how dropped units are seen), in ``dtype``."""
+    case = replace(CASE, dtype=dtype)
+    arrays = case.make_data()
+    weights = {k: v.astype(dtype) for k, v in wired_weights(oracle_weights(arrays)).items()}
+    model = build(factory, replace(case, mode="train"), arrays, weights=weights)
     x = arrays["x"]
     outputs = [call(model, x.copy(), None, None)[0] for _ in range(2)]
     layer0_weights = {name: value for name, value in weights.items() if "_l0" in name}
-    layer0 = build(factory, replace(CASE, num_layers=1, dropout=0.0), arrays, weights=layer0_weights)
+    layer0 = build(factory, replace(case, num_layers=1, dropout=0.0), arrays, weights=layer0_weights)
     layer0.eval()
     y0 = call(layer0, x.copy(), None, None)[0]
     opened = 1 / (1 + np.exp(-SATURATED))
     expected_kept = opened * np.tanh(opened * np.tanh(y0 / (1 - P)))
-    worst = max(_check_train_call(out, expected_kept, k) for k, out in enumerate(outputs))
+    worst = max(_check_train_call(out, expected_kept, k, dtype) for k, out in enumerate(outputs))
     if np.array_equal(outputs[0], outputs[1]):
         raise Divergence("two train-mode calls gave identical outputs: masks are not redrawn per call")
     model.eval()

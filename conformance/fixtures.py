@@ -23,7 +23,7 @@ import numpy as np
 
 from .cases import Case
 
-FORMAT = 1
+FORMAT = 2  # 2: 32-bit cases carry exact_* (64-bit) expected arrays
 
 
 def _default_dir() -> Path:

@@ -43,6 +43,7 @@ def check_forward(ctx: Context) -> Agreement:
     out, h_n, c_n = call(model, x, hx, masks)
     try:
         agreement = compare_all(case, arrays, ctx.tol, out, h_n, c_n)
+        agreement.max_abs_vs_torch32 = distance_to_torch32(case, arrays, out, h_n, c_n)
     except Divergence as div:
         where = locate(ctx)
         raise Divergence(div.message + ("\n    " + where if where else ""), div.max_abs, div.ratio) from None
@@ -56,6 +57,18 @@ def check_forward(ctx: Context) -> Agreement:
     if hx is not None and not (np.array_equal(hx[0], arrays["h0"]) and np.array_equal(hx[1], arrays["c0"])):
         raise Divergence("the call modified hx in place")
     return agreement
+
+
+def distance_to_torch32(case: Case, arrays: Arrays, out: Any, h_n: Any, c_n: Any) -> float | None:
+    """Max |actual - torch's own 32-bit result| over output, h_n and c_n (None for 64-bit cases)."""
+    if "torch32_output" not in arrays:
+        return None
+    data = out[0] if case.packed else out
+    pairs = ((data, "output"), (h_n, "h_n"), (c_n, "c_n"))
+    with np.errstate(invalid="ignore"):
+        gaps = [np.abs(np.asarray(got, np.complex128) - arrays["torch32_" + name]) for got, name in pairs]
+    finite = [float(np.max(gap[np.isfinite(gap)])) for gap in gaps if np.isfinite(gap).any()]
+    return max(finite, default=0.0)
 
 
 def _time_axis(case: Case) -> int:
@@ -256,7 +269,13 @@ def check_cell(ctx: Context) -> Agreement:
         hs.append(state[0])
     axis = 1 if case.batch_first and case.form == "batched" else 0
     out = np.stack(hs, axis=axis)
-    agreement = compare(out, arrays["output"], ctx.tol, "LSTMCell steps: output", output_layout(case, arrays))
+    agreement = compare(
+        out, arrays["output"], ctx.tol, "LSTMCell steps: output", output_layout(case, arrays), case.dtype
+    )
     rows = Layout("rows")
-    agreement = agreement.merge(compare(state[0], arrays["h_n"][0], ctx.tol, "LSTMCell steps: final h", rows))
-    return agreement.merge(compare(state[1], arrays["c_n"][0], ctx.tol, "LSTMCell steps: final c", rows))
+    agreement = agreement.merge(
+        compare(state[0], arrays["h_n"][0], ctx.tol, "LSTMCell steps: final h", rows, case.dtype)
+    )
+    return agreement.merge(
+        compare(state[1], arrays["c_n"][0], ctx.tol, "LSTMCell steps: final c", rows, case.dtype)
+    )

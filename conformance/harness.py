@@ -31,16 +31,34 @@ class CheckSkipped(Exception):
 
 
 @dataclass
+class SuiteContext:
+    """What a suite check (run once, not per case) gets: the implementation, its declarations,
+    and the oracle's torch exception types by error case id (fetched on first use)."""
+
+    factory: Factory
+    unsupported: dict[str, str]
+    torch_types: Callable[[], dict[str, str]]
+
+    @property
+    def dtype(self) -> str:
+        """float64, or float32 where the implementation declares float64 unsupported."""
+        return "float32" if "float64" in self.unsupported else "float64"
+
+
+@dataclass
 class Context:
     factory: Factory
     case: Case
     arrays: Arrays  # the oracle's arrays: inputs, weights, expected outputs
     oracle: str
     cell: Factory | None = None  # the implementation's LSTMCell, if it has one
+    declared_tol: Tolerance | None = None  # the implementation's own, where it declares one
 
     @property
     def tol(self) -> Tolerance:
-        return forward_tolerance(self.case.dtype)
+        """The tolerance of the case's dtype: the suite's, or the one the implementation
+        declares (which then carries the suite's as ``default``, to report the excess)."""
+        return self.declared_tol or forward_tolerance(self.case.dtype)
 
 
 def oracle_weights(arrays: Arrays) -> Arrays:
@@ -139,9 +157,13 @@ def compare_all(
 ) -> Agreement:
     """output (packed: its data), h_n and c_n against the arrays' expected ones."""
     data = packed_output_data(case, arrays, out) if case.packed else out
-    agreement = compare(data, arrays["output"], tol, f"{label}output", output_layout(case, arrays))
-    agreement = agreement.merge(compare(h_n, arrays["h_n"], tol, f"{label}h_n", state_layout(case)))
-    return agreement.merge(compare(c_n, arrays["c_n"], tol, f"{label}c_n", state_layout(case)))
+    agreement = compare(
+        data, arrays["output"], tol, f"{label}output", output_layout(case, arrays), case.dtype
+    )
+    agreement = agreement.merge(
+        compare(h_n, arrays["h_n"], tol, f"{label}h_n", state_layout(case), case.dtype)
+    )
+    return agreement.merge(compare(c_n, arrays["c_n"], tol, f"{label}c_n", state_layout(case), case.dtype))
 
 
 def expect_error(ctx: Context, run: Callable[[], Any]) -> Agreement:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .rows import ALIASES, ROW_NAMES, expand_declarations
+from .tolerances import Tolerance, declared_tolerances
 
 DEFAULT_IMPL = "lstm_ref:LSTM"
 TORCH_ADAPTER = "conformance.torch_adapter:TorchLSTM"
@@ -23,6 +24,7 @@ class Impl:
     factory: Callable[..., Any]
     unsupported: dict[str, str] = field(default_factory=dict)  # row -> reason
     cell: Callable[..., Any] | None = None  # an LSTMCell with lstm_ref.LSTMCell's API, if any
+    tolerances: dict[str, Tolerance] = field(default_factory=dict)  # dtype -> declared tolerance
 
 
 def import_object(spec: str, what: str) -> Any:
@@ -80,4 +82,8 @@ def load_impl(spec: str) -> Impl:
             f"{spec}: conformance_unsupported names unknown feature {exc.args[0]!r}; "
             f"known: {', '.join([*ROW_NAMES, *ALIASES])}"
         ) from None
-    return Impl(spec, factory, unsupported, _cell_for(spec, factory))
+    try:
+        tolerances = declared_tolerances(getattr(factory, "conformance_tolerance", None))
+    except (ValueError, TypeError) as exc:
+        raise SystemExit(f"{spec}: {exc}") from None
+    return Impl(spec, factory, unsupported, _cell_for(spec, factory), tolerances)

@@ -39,7 +39,8 @@ def layer_input(case: Case, arrays: Arrays, layer: int) -> Any:
     if layer == 0:
         return model_input(case, arrays)
     previous = arrays[f"layer_{layer - 1}_output"]
-    data = previous * _noise_after(case, arrays, layer - 1, previous)
+    # held in 64 bits for a 32-bit case (the exact answer): fed to the model in its own dtype
+    data = (previous * _noise_after(case, arrays, layer - 1, previous)).astype(case.dtype)
     if case.packed:
         return lstm_ref.PackedSequence(data, *model_input(case, arrays)[1:])
     return data
@@ -86,10 +87,17 @@ def locate(ctx: Context) -> str:
             out, h_n, c_n = call(model, x, hx, None)
             expected = _layer_expected(case, arrays, layer)
             data = packed_output_data(case, arrays, out) if case.packed else out
-            compare(data, expected["output"], tol, f"layer {layer} output", output_layout(case, arrays))
+            compare(
+                data,
+                expected["output"],
+                tol,
+                f"layer {layer} output",
+                output_layout(case, arrays),
+                case.dtype,
+            )
             state = replace(base_state_layout(case), layer_offset=layer)
-            compare(h_n, expected["h_n"], tol, f"layer {layer} h_n", state)
-            compare(c_n, expected["c_n"], tol, f"layer {layer} c_n", state)
+            compare(h_n, expected["h_n"], tol, f"layer {layer} h_n", state, case.dtype)
+            compare(c_n, expected["c_n"], tol, f"layer {layer} c_n", state, case.dtype)
         except Divergence as div:
             gate = locate_gate(ctx, model, x, hx, layer)
             return f"Run alone on the reference's layer-{layer} input, layer {layer} diverges: {div.message}{gate}"
@@ -116,14 +124,24 @@ def _packed_rows(case: Case, values: np.ndarray) -> np.ndarray:
     return values.reshape(-1, values.shape[-1])
 
 
-def _internals(model: Any, x: Any, hx: Any) -> Any:
-    """The implementation's recorded internals (lstm_ref.Trace), or None if it has none."""
-    if not isinstance(model, lstm_ref.LSTM):
-        return None
+Internals = dict[tuple[int, int], dict[str, np.ndarray]]  # (layer, direction) -> i, f, g, o, c, h
+
+
+def _internals(model: Any, x: Any, hx: Any) -> Internals | None:
+    """The implementation's per-step internals through its optional ``conformance_trace`` hook
+    (docs/plugin.md), or lstm_ref.trace for lstm_ref; None if it offers none or the hook fails."""
     try:
-        return lstm_ref.trace(model, x, hx)
+        hook = getattr(model, "conformance_trace", None)
+        if callable(hook):
+            return dict(hook(x, hx))
+        if isinstance(model, lstm_ref.LSTM):
+            recorded = lstm_ref.trace(model, x, hx)
+            return {
+                (d.layer, d.direction): {n: getattr(d, n) for n in INTERNALS} for d in recorded.directions
+            }
     except Exception:
         return None
+    return None
 
 
 def locate_gate(ctx: Context, model: Any, x: Any, hx: Any, layer: int) -> str:
@@ -153,9 +171,8 @@ def locate_gate(ctx: Context, model: Any, x: Any, hx: Any, layer: int) -> str:
             for name, value in arrays.items()
             if name.startswith("w.") and name.endswith(suffix)
         }
-        recorded_dir = recorded.at(0, direction)
         impl = {
-            n: _packed_rows(time_major, np.asarray(getattr(recorded_dir, n))).astype(wide) for n in INTERNALS
+            n: _packed_rows(time_major, np.asarray(recorded[0, direction][n])).astype(wide) for n in INTERNALS
         }
         h0 = None if hx is None else np.asarray(hx[0][direction], dtype=wide).reshape(-1, case.h_out)
         c0 = None if hx is None else np.asarray(hx[1][direction], dtype=wide).reshape(-1, case.hidden_size)
@@ -174,7 +191,7 @@ def locate_gate(ctx: Context, model: Any, x: Any, hx: Any, layer: int) -> str:
                 error = np.abs(impl[name][rows] - want[name])
                 if np.any(error > ctx.tol.atol + ctx.tol.rtol * np.abs(want[name])):
                     return (
-                        f"\n    first internal divergence (lstm_ref.trace vs the cell equations): "
+                        f"\n    first internal divergence (the implementation's trace vs the cell equations): "
                         f"layer {layer}, direction {direction}, time step {t}, gate/state {name!r}, "
                         f"max abs err {float(error.max()):.3e}"
                     )

@@ -23,60 +23,109 @@ class TableRow:
     passed: int = 0
     failed: int = 0
     skipped: int = 0
-    max_abs: float | None = None
-    ratio: float | None = None
+    max_abs: float | None = None  # worst error: vs the exact answer for 32-bit cases
+    ratio: float | None = None  # worst error / tolerance
     notes: list[str] = field(default_factory=list)
+    max_abs_vs_torch32: float | None = None  # 32-bit cases: worst distance to torch's own 32-bit result
+    default_ratio: float | None = None  # at a declared tolerance: worst error / the suite's default
+
+
+def _worst(current: float | None, value: float | None) -> float | None:
+    if value is None or not np.isfinite(value):
+        return current
+    return max(current or 0.0, value)
+
+
+def _count(row: TableRow, result: Result, impl: Impl, needs: dict[str, dict[str, None]]) -> None:
+    if result.status == "pass":
+        row.passed += 1
+    elif result.status == "fail":
+        row.failed += 1
+    else:
+        row.skipped += 1
+        declared = [g for g in result.features if g in impl.unsupported and g != row.feature]
+        if row.feature not in impl.unsupported and declared:
+            needs.setdefault(row.feature, {}).update(dict.fromkeys(declared))
+        elif row.feature not in impl.unsupported and result.message not in row.notes:
+            row.notes.append(result.message)
+    row.max_abs = _worst(row.max_abs, result.max_abs)
+    row.ratio = _worst(row.ratio, result.ratio)
+    row.max_abs_vs_torch32 = _worst(row.max_abs_vs_torch32, result.max_abs_vs_torch32)
+    row.default_ratio = _worst(row.default_ratio, result.default_ratio)
 
 
 def table(results: list[Result], impl: Impl) -> list[TableRow]:
+    """One row per declared row, in table order, counting every result towards its rows."""
     rows = {name: TableRow(name, "") for name in ROW_NAMES}
     needs: dict[str, dict[str, None]] = {}  # row -> features declared unsupported by skipped cases
-    for r in results:
-        for f in r.features:
-            row = rows.setdefault(f, TableRow(f, ""))
-            if r.status == "pass":
-                row.passed += 1
-            elif r.status == "fail":
-                row.failed += 1
-            else:
-                row.skipped += 1
-                declared = [g for g in r.features if g in impl.unsupported and g != f]
-                if f not in impl.unsupported and declared:
-                    needs.setdefault(f, {}).update(dict.fromkeys(declared))
-                elif r.message not in row.notes:
-                    row.notes.append(r.message)
-            if r.max_abs is not None and np.isfinite(r.max_abs):
-                row.max_abs = max(row.max_abs or 0.0, r.max_abs)
-            if r.ratio is not None and np.isfinite(r.ratio):
-                row.ratio = max(row.ratio or 0.0, r.ratio)
-    for f, wanted in needs.items():
-        rows[f].notes.insert(0, f"some cases need {', '.join(wanted)} (declared unsupported)")
+    for result in results:
+        for feature in result.features:
+            _count(rows.setdefault(feature, TableRow(feature, "")), result, impl, needs)
+    for feature, wanted in needs.items():
+        rows[feature].notes.insert(0, f"some cases need {', '.join(wanted)} (declared unsupported)")
     for row in rows.values():
-        if row.failed:
-            row.status = "FAIL"
-        elif row.passed:
-            row.status = "pass"
-        else:
-            row.status = "skipped"
-        if not (row.passed or row.failed or row.skipped):
-            row.notes.append(
-                impl.unsupported.get(row.feature)
-                or "no check ran (needs live torch, or filtered out by --case)"
-            )
+        row.status = "FAIL" if row.failed else "pass" if row.passed else "skipped"
+        if row.feature in impl.unsupported:
+            row.notes.insert(0, f"(declared: {impl.unsupported[row.feature]})")
+        elif not (row.passed or row.failed or row.skipped):
+            row.notes.append("no check ran (needs live torch, or filtered out by --case)")
+        if row.default_ratio is not None:
+            row.notes.insert(0, declared_tolerance_note(row.default_ratio))
     return list(rows.values())
 
 
-def format_table(rows: list[TableRow]) -> str:
-    lines = [
-        f"{'feature':<20} {'status':<8} {'pass':>5} {'fail':>5} {'skip':>5}  {'worst |err|':>11}  {'/tol':>7}  notes"
+def _excess(default_ratio: float) -> str:
+    if default_ratio <= 1:
+        return "the default tolerance would also pass"
+    return f"worst error {default_ratio:.3g}x the default tolerance"
+
+
+def declared_tolerance_note(default_ratio: float) -> str:
+    return f"at a declared tolerance: {_excess(default_ratio)}"
+
+
+def verdict(results: list[Result], impl: Impl) -> str:
+    """PASS or FAIL, saying when the pass is at a tolerance the implementation declared."""
+    if any(r.status == "fail" for r in results):
+        return "FAIL"
+    ratios = [r.default_ratio for r in results if r.default_ratio is not None]
+    if not ratios:
+        return "PASS"
+    declared = "; ".join(f"{dtype} {tol}" for dtype, tol in impl.tolerances.items())
+    return f"PASS at a declared tolerance ({declared}; {_excess(max(ratios))})"
+
+
+COLUMNS = ("feature", "status", "pass", "fail", "skip", "worst |err|", "/tol", "vs torch32", "notes")
+
+
+def _cells(row: TableRow) -> list[str]:
+    def number(value: float | None, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
+    return [
+        row.feature,
+        row.status,
+        str(row.passed),
+        str(row.failed),
+        str(row.skipped),
+        number(row.max_abs, ".2e"),
+        number(row.ratio, ".3g"),
+        number(row.max_abs_vs_torch32, ".2e"),
     ]
-    for r in rows:
-        err = f"{r.max_abs:.2e}" if r.max_abs is not None else "-"
-        ratio = f"{r.ratio:.3g}" if r.ratio is not None else "-"
-        note = "; ".join(r.notes[:2])
-        lines.append(
-            f"{r.feature:<20} {r.status:<8} {r.passed:>5} {r.failed:>5} {r.skipped:>5}  {err:>11}  {ratio:>7}  {note}"
-        )
+
+
+def format_table(rows: list[TableRow]) -> str:
+    """The console table. ``worst |err|`` is against the exact answer for 32-bit cases; ``vs
+    torch32`` is the distance to torch's own 32-bit result there."""
+    widths = (20, 8, 5, 5, 5, 11, 7, 10)
+    align = ("<", "<", ">", ">", ">", ">", ">", ">")
+
+    def line(cells: list[str], notes: str) -> str:
+        text = " ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths, strict=True))
+        return f"{text}  {notes}".rstrip()
+
+    lines = [line(list(COLUMNS[:-1]), "notes")]
+    lines += [line(_cells(r), "; ".join(r.notes[:2])) for r in rows]
     return "\n".join(lines)
 
 
@@ -87,16 +136,13 @@ def format_markdown(rows: list[TableRow], impl: Impl, summary: str) -> str:
         "",
         summary,
         "",
-        "| feature | status | pass | fail | skip | worst abs err | /tol | notes |",
-        "|---|---|---|---|---|---|---|---|",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
     ]
     for r in rows:
-        err = f"{r.max_abs:.2e}" if r.max_abs is not None else ""
-        ratio = f"{r.ratio:.3g}" if r.ratio is not None else ""
+        cells = [c.replace("-", "") if c == "-" else c for c in _cells(r)]
         note = "; ".join(r.notes).replace("|", "\\|")
-        lines.append(
-            f"| {r.feature} | {r.status} | {r.passed} | {r.failed} | {r.skipped} | {err} | {ratio} | {note} |"
-        )
+        lines.append("| " + " | ".join([*cells, note]) + " |")
     return "\n".join(lines) + "\n"
 
 

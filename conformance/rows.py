@@ -21,8 +21,8 @@ from typing import Any
 from . import dropout_checks, forward_checks, gradients
 from .cases import Case
 from .compare import Agreement, Divergence
-from .errors import ERROR_CASES, check_error_case
-from .harness import Arrays, Context, Factory
+from .errors import ERROR_CASES, ErrorCase, check_error_type, check_rejected, error_cases
+from .harness import Arrays, Context, Factory, SuiteContext
 from .torch_oracle import ArrayProducer
 
 
@@ -39,8 +39,7 @@ class CaseCheck:
     needs: tuple[str, ...] = ()  # oracle arrays it reads beyond the forward's (made by `produce`)
 
 
-# A suite check yields (id, thunk) items; it gets the implementation and, for per-oracle checks,
-# the oracle's torch exception types by error case.
+# A suite check yields (id, thunk) items.
 SuiteItems = Iterator[tuple[str, Callable[[], Agreement]]]
 
 
@@ -50,8 +49,9 @@ class SuiteCheck:
 
     name: str
     item_ids: tuple[str, ...]  # what `items` yields, in order (so --case can select without running)
-    items: Callable[[Factory, Callable[[], dict[str, str]]], SuiteItems]
+    items: Callable[[SuiteContext], SuiteItems]
     per_oracle: bool  # False: needs no oracle ("self"), runs once
+    needs: tuple[str, ...] = ()  # rows whose declaration also skips this one
 
 
 @dataclass(frozen=True)
@@ -81,22 +81,32 @@ def _packed_per_sequence(form: str) -> CaseCheck:
     )
 
 
-def _error_items(factory: Factory, torch_types: Callable[[], dict[str, str]]) -> SuiteItems:
-    types = torch_types()
-    for case in ERROR_CASES:
-        if case.id not in types:
-            message = f"error case {case.id!r} missing from the oracle (run `lstm-conformance regen`)"
-            yield f"errors:{case.id}", lambda m=message: _raise(m)  # type: ignore[misc]
-        else:
-            yield f"errors:{case.id}", lambda e=case, t=types[case.id]: check_error_case(factory, e, t)  # type: ignore[misc]
+def _error_items(
+    check: Callable[[Factory, ErrorCase, str], Agreement],
+) -> Callable[[SuiteContext], SuiteItems]:
+    """Every error case of the run's dtype, checked by ``check`` against torch's type."""
+
+    def items(ctx: SuiteContext) -> SuiteItems:
+        types = ctx.torch_types()
+        for case in error_cases(ctx.dtype):
+            if case.id not in types:
+                message = f"error case {case.id!r} missing from the oracle (run `lstm-conformance regen`)"
+                yield f"errors:{case.id}", lambda m=message: _raise(m)  # type: ignore[misc]
+            else:
+                yield f"errors:{case.id}", lambda e=case, t=types[case.id]: check(ctx.factory, e, t)  # type: ignore[misc]
+
+    return items
 
 
 def _raise(message: str) -> Agreement:
     raise Divergence(message)
 
 
-def _dropout_statistics_items(factory: Factory, _: Callable[[], dict[str, str]]) -> SuiteItems:
-    yield "dropout_statistics", lambda: dropout_checks.check_dropout_statistics(factory)
+def _dropout_statistics_items(ctx: SuiteContext) -> SuiteItems:
+    yield "dropout_statistics", lambda: dropout_checks.check_dropout_statistics(ctx.factory, ctx.dtype)
+
+
+ERROR_IDS = tuple(f"errors:{case.id}" for case in ERROR_CASES)
 
 
 def _feature(name: str, description: str) -> Row:
@@ -201,9 +211,14 @@ ROWS: tuple[Row, ...] = (
     ),
     Row(
         "errors",
-        "bad arguments/inputs raise torch's exception type",
+        "every bad argument/input is rejected (at construction or at the call, as torch), every valid one accepted",
+        suite=SuiteCheck("errors", ERROR_IDS, _error_items(check_rejected), per_oracle=True),
+    ),
+    Row(
+        "error_types",
+        "and with torch's exception type (declare `errors` to skip both)",
         suite=SuiteCheck(
-            "errors", tuple(f"errors:{c.id}" for c in ERROR_CASES), _error_items, per_oracle=True
+            "error_types", ERROR_IDS, _error_items(check_error_type), per_oracle=True, needs=("errors",)
         ),
     ),
     _feature("float32", "float32 cases (torch's oneDNN/native float32 path)"),

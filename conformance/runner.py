@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from .cases import Case, all_cases, random_cases
 from .compare import Agreement, Divergence
 from .fixtures import FixtureError
-from .harness import Arrays, CheckSkipped, Context
+from .harness import Arrays, CheckSkipped, Context, SuiteContext
 from .impls import Impl
 from .oracles import Oracle
 from .rows import CaseCheck, SuiteCheck, case_checks, suite_checks
+from .torch_oracle import with_exact_expectations
 
 RANDOM_CASES = 8  # extra random configurations checked against live torch in a default run
 
@@ -29,10 +30,13 @@ class Result:
     oracle: str  # fixtures | torch | self
     features: tuple[str, ...]  # the table rows this result counts towards
     status: str  # pass | fail | skip
-    max_abs: float | None = None
+    max_abs: float | None = None  # vs the exact answer for 32-bit cases
     ratio: float | None = None
     message: str = ""
     rerun: str = ""
+    max_abs_vs_torch32: float | None = None
+    detail: str = ""  # the whole exception text, where `message` shows its first line
+    default_ratio: float | None = None  # at a declared tolerance: worst error / the suite's default
 
 
 @dataclass
@@ -44,12 +48,13 @@ class Job:
 
 
 def select_cases(full: bool, pattern: str | None, with_torch: bool) -> list[Case]:
+    """The run's cases: the default set (or the whole product with ``full``), plus random ones
+    when live torch can judge them; ``pattern`` (fnmatch on ids) selects among those."""
     cases = all_cases(full)
     if with_torch or pattern:
         cases += random_cases(RANDOM_CASES)
     if pattern:
-        pool = {c.id: c for c in [*all_cases(True), *cases]}
-        return [c for cid, c in pool.items() if fnmatch.fnmatchcase(cid, pattern)]
+        return [c for c in cases if fnmatch.fnmatchcase(c.id, pattern)]
     return cases
 
 
@@ -59,6 +64,12 @@ def declared_reason(impl: Impl, rows: tuple[str, ...]) -> str | None:
         if row in impl.unsupported:
             return f"implementation declares {row!r} unsupported: {impl.unsupported[row]}"
     return None
+
+
+def first_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (JAX, for one, appends pages of notes)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def rerun_command(impl: Impl, case_id: str, oracle: str) -> str:
@@ -104,8 +115,13 @@ def run_check(
     except FixtureError as exc:
         return result("fail", f"FixtureError: {exc}")
     except Exception as exc:
-        return result("fail", "raised " + traceback.format_exception_only(type(exc), exc)[-1].strip())
-    return result("pass", max_abs=agreement.max_abs, ratio=agreement.ratio)
+        failed = result("fail", "raised " + first_line(exc))
+        failed.detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        return failed
+    passed = result("pass", max_abs=agreement.max_abs, ratio=agreement.ratio)
+    passed.max_abs_vs_torch32 = agreement.max_abs_vs_torch32
+    passed.default_ratio = agreement.default_ratio
+    return passed
 
 
 def _checks_of_case(impl: Impl, case: Case, oracle: str, arrays: Arrays, first_oracle: bool) -> list[Result]:
@@ -113,7 +129,9 @@ def _checks_of_case(impl: Impl, case: Case, oracle: str, arrays: Arrays, first_o
     for check in case_checks():
         if (not check.every_oracle and not first_oracle) or not check.applies(case, arrays):
             continue
-        ctx = Context(impl.factory, case, arrays, oracle, cell=impl.cell)
+        ctx = Context(
+            impl.factory, case, arrays, oracle, cell=impl.cell, declared_tol=impl.tolerances.get(case.dtype)
+        )
         run = _with_needs(check, ctx)
         # a declared feature of the case removes every check of it, whatever row the check counts towards
         results.append(
@@ -151,7 +169,7 @@ def case_job(impl: Impl, case: Case, oracles: list[Oracle]) -> Job:
                 )
                 continue
             try:
-                arrays = oracle.expected(case)
+                arrays = with_exact_expectations(oracle.expected(case))
             except Exception as exc:
                 message = f"{type(exc).__name__}: {exc}"
                 rerun = rerun_command(impl, case.id, oracle.name)
@@ -178,16 +196,20 @@ def suite_job(impl: Impl, check: SuiteCheck, oracle: Oracle | None, pattern: str
                 Result(check.name, f"{check.name}:*", oracle_name, rows, "skip", message=oracle.skip_reason)
             ]
         torch_types = (lambda: {}) if oracle is None else oracle.error_types
+        ctx = SuiteContext(impl.factory, impl.unsupported, torch_types)
         try:
             items = [
                 (item_id, thunk)
-                for item_id, thunk in check.items(impl.factory, torch_types)
+                for item_id, thunk in check.items(ctx)
                 if not pattern or fnmatch.fnmatchcase(item_id, pattern)
             ]
         except Exception as exc:
             message = f"{type(exc).__name__}: {exc}"
             return [Result(check.name, f"{check.name}:*", oracle_name, rows, "fail", message=message)]
-        return [run_check(impl, check.name, item_id, oracle_name, rows, thunk) for item_id, thunk in items]
+        return [
+            run_check(impl, check.name, item_id, oracle_name, rows, thunk, check.needs)
+            for item_id, thunk in items
+        ]
 
     return Job(check.name if oracle is None else f"{check.name}[{oracle_name}]", run)
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from lstm_ref.layout import param_suffix
+from lstm_ref.layout import dropout_noise, param_suffix
 
 from .cases import Case
 
@@ -238,9 +239,51 @@ def _expected_from_torch(case: Case, producers: Sequence[ArrayProducer]) -> dict
                 arrays[f"layer_{k}_output"] = output_data(layer_out)
         if stepwise_applies(case):
             arrays.update(_stepwise(case, module, x, hx))
+        if case.dtype in EXACT_DTYPES:
+            arrays.update(_exact_arrays(case, arrays))
         for producer in producers:
             arrays.update(producer(case, arrays, module, {"input": x, "hx": hx}))
     return arrays
+
+
+# 32-bit cases are judged against the exact answer: torch in 64 bits on the same (32-bit
+# representable) inputs, weights and dropout masks, stored as ``exact_<name>`` next to torch's
+# own 32-bit ``<name>`` (docs/rows.md, "Tolerances").
+EXACT_DTYPES = {"float32": "float64", "complex64": "complex128"}
+EXACT_PREFIX = "exact_"
+
+
+def _exact_arrays(case: Case, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The case's outputs computed by torch in 64 bits from the same 32-bit inputs and weights."""
+    import torch
+
+    wide = replace(case, dtype=EXACT_DTYPES[case.dtype])
+    inputs = {k: v.astype(wide.dtype) if v.dtype == np.dtype(case.dtype) else v for k, v in arrays.items()}
+    module, x, hx = _module_and_input(wide, inputs)
+    noise = None
+    if case.replays_masks:
+        noise = [
+            torch.from_numpy(dropout_noise(arrays[f"mask_{k}"], case.p, wide.dtype))
+            for k in range(case.num_layers - 1)
+        ]
+    elif case.mode == "train" and case.p == 1 and case.num_layers > 1:
+        noise = [torch.zeros((), dtype=torch_dtype(wide.dtype))] * (case.num_layers - 1)
+    out, h_n, c_n, layer_outputs = run_layers(module, x, hx, noise)
+    exact = {"output": output_data(out), "h_n": to_numpy(h_n), "c_n": to_numpy(c_n)}
+    for k, layer_out in enumerate(layer_outputs[:-1]):
+        exact[f"layer_{k}_output"] = output_data(layer_out)
+    if stepwise_applies(case):
+        exact.update(_stepwise(case, module.eval(), x, hx))
+    return {EXACT_PREFIX + name: value for name, value in exact.items()}
+
+
+def with_exact_expectations(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The arrays with every expected output replaced by its exact (64-bit) value, where the
+    oracle has one; torch's own 32-bit values stay available as ``torch32_<name>``."""
+    exact = {k[len(EXACT_PREFIX) :]: v for k, v in arrays.items() if k.startswith(EXACT_PREFIX)}
+    if not exact:
+        return arrays
+    return {**arrays, **{"torch32_" + k: arrays[k] for k in exact}, **exact}
 
 
 def stepwise_applies(case: Case) -> bool:
