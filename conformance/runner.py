@@ -248,9 +248,15 @@ def _rerun(impl: Impl, case_id: str, oracle: str) -> str:
 
 
 def _result(
-    impl: Impl, check: str, case_id: str, oracle: str, features: tuple[str, ...], fn: Callable[[], Stat]
+    impl: Impl,
+    check: str,
+    case_id: str,
+    oracle: str,
+    features: tuple[str, ...],
+    fn: Callable[[], Stat],
+    requires: tuple[str, ...] = (),  # the case's own rows: a check of a declared-unsupported case skips
 ) -> Result:
-    reason = _skip_for(impl, features)
+    reason = _skip_for(impl, (*features, *requires))
     rerun = _rerun(impl, case_id, oracle)
     if reason:
         return Result(check, case_id, oracle, features, "skip", message=reason, rerun=rerun)
@@ -306,7 +312,13 @@ def case_job(impl: Impl, case: Case, oracles: list[Oracle]) -> Job:
                 ctx = checks.Context(impl.factory, case, exp, oracle.name, cell=impl.cell)
                 results.append(
                     _result(
-                        impl, chk.name, case.id, oracle.name, chk.features(case), lambda c=chk, x=ctx: c.fn(x)
+                        impl,
+                        chk.name,
+                        case.id,
+                        oracle.name,
+                        chk.features(case),
+                        lambda c=chk, x=ctx: c.fn(x),
+                        case.features(),
                     )
                 )
             first_done = True
