@@ -3,6 +3,7 @@
 lstm-conformance [--impl MODULE:ATTR|torch] [--full] [--case PATTERN]
                  [--oracle both|fixtures|torch] [--report PATH.json]
 lstm-conformance regen [--check]
+lstm-conformance export DIR [--fixtures DIR]
 """
 
 from __future__ import annotations
@@ -83,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["regen"]:
         return _regen(argv[1:])
+    if argv[:1] == ["export"]:  # every default case as exec-protocol files (export.py)
+        from .export import main_export
+
+        return main_export(argv[1:])
     args = _parser().parse_args(argv)
     if args.list:
         from .torch_oracle import torch_available

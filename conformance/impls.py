@@ -68,7 +68,12 @@ def load_impl(spec: str) -> Impl:
     target = IMPL_ALIASES.get(spec, spec)
     if ":" not in target:
         raise SystemExit(f"--impl {spec!r}: expected MODULE:ATTR (e.g. lstm_ref:LSTM) or 'torch'")
-    factory = import_object(target, "--impl")
+    if spec.startswith("exec:"):  # a command speaking docs/exec-protocol.md
+        from .exec_impl import make_exec_factory
+
+        factory: Any = make_exec_factory(spec[len("exec:") :])
+    else:
+        factory = import_object(target, "--impl")
     if target == TORCH_ADAPTER:
         from .torch_oracle import torch_available
 
