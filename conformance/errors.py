@@ -26,6 +26,7 @@ class ErrorCase:
     call: Callable[[Any], tuple[Any, ...]] | None = None
     expected: str = ""  # torch's exception type (documentation; the oracle decides)
     dtypes: tuple[str, ...] = ("float64", "float32")  # the runs it belongs to
+    needs: tuple[str, ...] = ()  # table rows (features) it exercises beyond the basics
     dtype: str = "float64"  # this copy's run
 
     @property
@@ -67,32 +68,49 @@ _BASE_CASES: list[ErrorCase] = [
     ErrorCase("ctor-dropout-above-1", {"dropout": 1.1}, expected="ValueError"),
     ErrorCase("ctor-dropout-bool", {"dropout": True}, expected="ValueError"),
     ErrorCase("ctor-dropout-none", {"dropout": None}, expected="TypeError"),
-    ErrorCase("ctor-proj_size-negative", {"proj_size": -1}, expected="ValueError"),
-    ErrorCase("ctor-proj_size-equals-hidden", {"proj_size": 4}, expected="ValueError"),
+    ErrorCase("ctor-proj_size-negative", {"proj_size": -1}, expected="ValueError", needs=("proj_size",)),
+    ErrorCase("ctor-proj_size-equals-hidden", {"proj_size": 4}, expected="ValueError", needs=("proj_size",)),
     ErrorCase("ctor-input_size-float", {"input_size": 3.0}, expected="TypeError"),
     ErrorCase("ctor-hidden_size-str", {"hidden_size": "4"}, expected="TypeError"),
     ErrorCase("ctor-bias-int", {"bias": 1}, expected="TypeError"),
-    ErrorCase("ctor-batch_first-int", {"batch_first": 1}, expected="TypeError"),
+    ErrorCase("ctor-batch_first-int", {"batch_first": 1}, expected="TypeError", needs=("batch_first",)),
     ErrorCase("ctor-dtype-int32", {"dtype": np.dtype("int32")}, expected="RuntimeError"),
     ErrorCase("ctor-num_layers-str", {"num_layers": "2"}, expected="TypeError"),
-    ErrorCase("ctor-proj_size-float", {"proj_size": 2.0}, expected="TypeError"),
-    ErrorCase("ctor-proj_size-bool", {"proj_size": True}, expected="TypeError"),
+    ErrorCase("ctor-proj_size-float", {"proj_size": 2.0}, expected="TypeError", needs=("proj_size",)),
+    ErrorCase("ctor-proj_size-bool", {"proj_size": True}, expected="TypeError", needs=("proj_size",)),
     ErrorCase("ctor-input_size-np-int64", {"input_size": np.int64(3)}, expected="TypeError"),
     ErrorCase("ctor-unknown-keyword", {"foo": 1}, expected="TypeError"),
     # accepted by torch: an implementation must not raise either
     ErrorCase("ctor-num_layers-true-accepted", {"num_layers": True}, expected="none"),
-    ErrorCase("ctor-bidirectional-int-accepted", {"bidirectional": 1}, expected="none"),
-    ErrorCase("ctor-dropout-1-accepted", {"dropout": 1.0, "num_layers": 2}, expected="none"),
+    ErrorCase(
+        "ctor-bidirectional-int-accepted", {"bidirectional": 1}, expected="none", needs=("bidirectional",)
+    ),
+    ErrorCase(
+        "ctor-dropout-1-accepted",
+        {"dropout": 1.0, "num_layers": 2},
+        expected="none",
+        needs=("multi_layer", "dropout_p0_p1"),
+    ),
     # forward (section 2)
     ErrorCase("input-1d", call=lambda d: (ramp(d, 3), None), expected="ValueError"),
     ErrorCase("input-4d", call=lambda d: (ramp(d, 2, 5, 2, 3), None), expected="ValueError"),
     ErrorCase("input-size-mismatch", call=lambda d: (ramp(d, 5, 2, 7), None), expected="RuntimeError"),
-    ErrorCase("input-size-mismatch-unbatched", call=lambda d: (ramp(d, 5, 7), None), expected="RuntimeError"),
+    ErrorCase(
+        "input-size-mismatch-unbatched",
+        call=lambda d: (ramp(d, 5, 7), None),
+        expected="RuntimeError",
+        needs=("unbatched",),
+    ),
     ErrorCase(
         "input-dtype-mismatch", call=lambda d: (ramp(other_float(d), *INPUT), None), expected="ValueError"
     ),
     ErrorCase("input-seq-len-0", call=lambda d: (ramp(d, 0, 2, 3), None), expected="RuntimeError"),
-    ErrorCase("input-seq-len-0-unbatched", call=lambda d: (ramp(d, 0, 3), None), expected="RuntimeError"),
+    ErrorCase(
+        "input-seq-len-0-unbatched",
+        call=lambda d: (ramp(d, 0, 3), None),
+        expected="RuntimeError",
+        needs=("unbatched",),
+    ),
     ErrorCase(
         "hx-h0-wrong-batch",
         call=lambda d: (ramp(d, *INPUT), (ramp(d, 1, 3, 4), ramp(d, *STATE))),
@@ -113,18 +131,21 @@ _BASE_CASES: list[ErrorCase] = [
         {"batch_first": True},
         call=lambda d: (ramp(d, 2, 5, 3), (ramp(d, 2, 1, 4), ramp(d, 2, 1, 4))),
         expected="RuntimeError",
+        needs=("batch_first",),
     ),
     ErrorCase(
         "hx-proj-h0-hidden-size",
         {"proj_size": 2},
         call=lambda d: (ramp(d, *INPUT), (ramp(d, 1, 2, 4), ramp(d, 1, 2, 4))),
         expected="RuntimeError",
+        needs=("proj_size",),
     ),
     ErrorCase(
         "hx-proj-c0-proj-size",
         {"proj_size": 2},
         call=lambda d: (ramp(d, *INPUT), (ramp(d, 1, 2, 2), ramp(d, 1, 2, 2))),
         expected="RuntimeError",
+        needs=("proj_size",),
     ),
     ErrorCase("hx-single-array", call=lambda d: (ramp(d, *INPUT), ramp(d, *STATE)), expected="IndexError"),
     ErrorCase(
@@ -147,6 +168,7 @@ _BASE_CASES: list[ErrorCase] = [
         "hx-3d-for-unbatched",
         call=lambda d: (ramp(d, 5, 3), (ramp(d, *STATE), ramp(d, *STATE))),
         expected="RuntimeError",
+        needs=("unbatched",),
     ),
     ErrorCase(
         "hx-list-accepted",
@@ -170,11 +192,13 @@ _BASE_CASES: list[ErrorCase] = [
         "packed-input-size-mismatch",
         call=lambda d: (_packed(d, 7), None),
         expected="RuntimeError",
+        needs=("packed_sorted",),
     ),
     ErrorCase(
         "hx-unbatched-wrong-size",
         call=lambda d: (ramp(d, 5, 3), (ramp(d, 1, 5), ramp(d, 1, 4))),
         expected="RuntimeError",
+        needs=("unbatched",),
     ),
 ]
 

@@ -196,19 +196,17 @@ def suite_job(impl: Impl, check: SuiteCheck, oracle: Oracle | None, pattern: str
                 Result(check.name, f"{check.name}:*", oracle_name, rows, "skip", message=oracle.skip_reason)
             ]
         torch_types = (lambda: {}) if oracle is None else oracle.error_types
-        ctx = SuiteContext(impl.factory, impl.unsupported, torch_types)
+        ctx = SuiteContext(impl.factory, impl.unsupported, torch_types, impl.tolerances)
         try:
             items = [
-                (item_id, thunk)
-                for item_id, thunk in check.items(ctx)
-                if not pattern or fnmatch.fnmatchcase(item_id, pattern)
+                item for item in check.items(ctx) if not pattern or fnmatch.fnmatchcase(item.id, pattern)
             ]
         except Exception as exc:
             message = f"{type(exc).__name__}: {exc}"
             return [Result(check.name, f"{check.name}:*", oracle_name, rows, "fail", message=message)]
         return [
-            run_check(impl, check.name, item_id, oracle_name, rows, thunk, check.needs)
-            for item_id, thunk in items
+            run_check(impl, check.name, item.id, oracle_name, rows, item.run, (*check.needs, *item.needs))
+            for item in items
         ]
 
     return Job(check.name if oracle is None else f"{check.name}[{oracle_name}]", run)
