@@ -3,6 +3,7 @@
 Writing is byte-for-byte reproducible (sorted members, fixed zip timestamps, no pickles) and
 atomic (temp file + ``os.replace``). Reading verifies each file's sha256 against the manifest;
 a missing or corrupted file is a :class:`FixtureError` naming the file, never a skip.
+:meth:`FixtureStore.verify` checks a whole directory once (for problems that affect every case).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import tempfile
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -43,10 +44,38 @@ FIXTURES_DIR = _default_dir()
 MANIFEST = "manifest.json"
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 REGEN_COMMAND = "lstm-conformance regen"
+_ENTRY_KEYS = ("case", "file", "sha256", "arrays")
 
 
 class FixtureError(RuntimeError):
     """A fixture file is missing, corrupted, or does not match its manifest entry."""
+
+
+class _ManifestError(FixtureError):
+    """The manifest itself is missing, unreadable or malformed: every case is affected."""
+
+    def __init__(self, path: Path, detail: str) -> None:
+        super().__init__(f"{path}: {detail}")
+        self.path = path
+        self.detail = detail
+
+
+class Problem(NamedTuple):
+    """One finding of :meth:`FixtureStore.audit`.
+
+    ``kind`` is ``"directory"`` or ``"manifest"`` (the whole directory is unusable: every case is
+    affected), or ``"missing"``, ``"corrupt"``, ``"extra"`` (one file)."""
+
+    kind: str
+    path: Path
+    detail: str
+
+    @property
+    def whole_directory(self) -> bool:
+        return self.kind in ("directory", "manifest")
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.detail}"
 
 
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
@@ -150,6 +179,67 @@ def write(directory: Path, files: dict[str, bytes]) -> None:
             stale.unlink()
 
 
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    """The parsed manifest, its shape checked; a :class:`_ManifestError` naming it otherwise."""
+    hint = f"run `{REGEN_COMMAND}`"
+    if not path.is_file():
+        raise _ManifestError(path, f"fixture manifest is missing ({hint})")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise _ManifestError(path, f"unreadable manifest ({_why(exc)})") from exc
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise _ManifestError(path, f"unreadable manifest: not JSON ({exc}; {hint})") from exc
+    if not isinstance(manifest, dict):
+        raise _ManifestError(path, f"malformed manifest: not a JSON object ({hint})")
+    if manifest.get("format") != FORMAT:
+        raise _ManifestError(path, f"format {manifest.get('format')!r}, this suite reads {FORMAT}")
+    cases = manifest.get("cases")
+    if not isinstance(cases, dict):
+        raise _ManifestError(path, f"malformed manifest: no 'cases' object ({hint})")
+    for case_id, entry in cases.items():
+        if not isinstance(entry, dict) or any(k not in entry for k in _ENTRY_KEYS):
+            raise _ManifestError(
+                path, f"malformed manifest: entry {case_id!r} lacks one of {', '.join(_ENTRY_KEYS)} ({hint})"
+            )
+        if entry["file"] != case_file(case_id):  # also keeps every read inside the directory
+            raise _ManifestError(
+                path,
+                f"malformed manifest: entry {case_id!r} points at {entry['file']!r}, "
+                f"not {case_file(case_id)!r} ({hint})",
+            )
+    for key in ("errors", "versions"):
+        if not isinstance(manifest.get(key, {}), dict):
+            raise _ManifestError(path, f"malformed manifest: {key!r} is not an object ({hint})")
+    return manifest
+
+
+def _blob_problem(blob: bytes, entry: dict[str, Any], where: str, arrays: bool = True) -> str | None:
+    """What is wrong with a fixture file's bytes given its manifest entry, or None. With
+    ``arrays=False`` a file whose sha256 matches is not unpacked (what regen wrote, byte for byte)."""
+    if sha256(blob) != entry["sha256"]:
+        detail = f"sha256 does not match {MANIFEST} (corrupted or edited fixture)"
+        try:
+            read_npz_bytes(blob, where)
+        except FixtureError as exc:
+            detail += f"; {str(exc).removeprefix(where + ': ')}"
+        return detail
+    if not arrays:
+        return None
+    try:
+        found = read_npz_bytes(blob, where)
+    except FixtureError as exc:
+        return str(exc).removeprefix(where + ": ")
+    listed = {k: [list(v.shape), str(v.dtype)] for k, v in found.items()}
+    if listed != entry["arrays"]:
+        return f"arrays differ from those listed in {MANIFEST}"
+    return None
+
+
 class FixtureStore:
     """Read access to a fixtures directory, verifying hashes and case definitions."""
 
@@ -160,16 +250,7 @@ class FixtureStore:
     @property
     def manifest(self) -> dict[str, Any]:
         if self._manifest is None:
-            path = self.directory / MANIFEST
-            if not path.is_file():
-                raise FixtureError(f"{path}: fixture manifest is missing (run `{REGEN_COMMAND}`)")
-            try:
-                manifest = json.loads(path.read_text())
-            except (OSError, ValueError) as exc:
-                raise FixtureError(f"{path}: unreadable manifest ({exc})") from exc
-            if manifest.get("format") != FORMAT:
-                raise FixtureError(f"{path}: format {manifest.get('format')!r}, this suite reads {FORMAT}")
-            self._manifest = manifest
+            self._manifest = _read_manifest(self.directory / MANIFEST)
         return self._manifest
 
     def has(self, case_id: str) -> bool:
@@ -177,6 +258,77 @@ class FixtureStore:
 
     def error_types(self) -> dict[str, str]:
         return dict(self.manifest.get("errors", {}))
+
+    def provenance(self) -> dict[str, str]:
+        """What generated the fixtures: the manifest's ``versions`` (torch, numpy, python,
+        machine) and ``generated_by``. Raises :class:`FixtureError` if the manifest is unusable."""
+        found = {str(k): str(v) for k, v in self.manifest.get("versions", {}).items()}
+        if "generated_by" in self.manifest:
+            found["generated_by"] = str(self.manifest["generated_by"])
+        return found
+
+    def audit(self) -> list[Problem]:
+        """Check the whole directory once, without torch: the directory exists and is not empty,
+        the manifest reads and has this suite's format, every listed file is present with the
+        right sha256, and cases/ holds no .npz the manifest does not list. (:meth:`load` also
+        checks each file's arrays against the manifest.)
+
+        A problem that makes every case unusable (``Problem.whole_directory``) is returned alone;
+        otherwise one :class:`Problem` per bad file, sorted by path. [] when all is sound."""
+        d = self.directory
+        if not d.exists():
+            return [Problem("directory", d, "fixtures directory does not exist (check --fixtures)")]
+        if not d.is_dir():
+            return [Problem("directory", d, "not a directory (check --fixtures)")]
+        try:
+            manifest = self.manifest
+        except _ManifestError as exc:
+            try:
+                empty = not exc.path.exists() and not any((d / "cases").glob("*.npz"))
+            except OSError:
+                empty = False
+            if empty:
+                return [
+                    Problem(
+                        "directory",
+                        d,
+                        f"fixtures directory is empty (no {MANIFEST}, no cases/*.npz; "
+                        f"check --fixtures, or run `{REGEN_COMMAND}` to create it)",
+                    )
+                ]
+            return [Problem("manifest", exc.path, exc.detail)]
+        problems: list[Problem] = []
+        listed: set[Path] = set()
+        for case_id, entry in manifest["cases"].items():
+            path = d / entry["file"]
+            listed.add(path)
+            try:
+                blob = path.read_bytes()
+            except FileNotFoundError:
+                problems.append(Problem("missing", path, f"missing (listed in {MANIFEST} for {case_id!r})"))
+                continue
+            except OSError as exc:
+                problems.append(Problem("corrupt", path, f"unreadable ({_why(exc)})"))
+                continue
+            detail = _blob_problem(blob, entry, str(path), arrays=False)
+            if detail:
+                problems.append(Problem("corrupt", path, detail))
+        try:
+            on_disk = sorted((d / "cases").glob("*.npz"))
+        except OSError as exc:
+            on_disk = []
+            problems.append(Problem("directory", d / "cases", f"cannot list ({_why(exc)})"))
+        for path in on_disk:
+            if path not in listed:
+                problems.append(
+                    Problem("extra", path, f"not listed in {MANIFEST} (stray file or removed case)")
+                )
+        return sorted(problems, key=lambda p: str(p.path))
+
+    def verify(self) -> list[str]:
+        """:meth:`audit` as one line per problem ("<path>: <what>"); [] when all is sound. A
+        missing directory or unusable manifest is a single line, so callers can report it once."""
+        return [str(p) for p in self.audit()]
 
     def load(self, case: Case) -> dict[str, np.ndarray]:
         entry = self.manifest["cases"].get(case.id)
@@ -196,13 +348,10 @@ class FixtureStore:
             blob = path.read_bytes()
         except OSError as exc:
             raise FixtureError(f"{path}: fixture file missing or unreadable ({exc.strerror})") from exc
-        if sha256(blob) != entry["sha256"]:
-            raise FixtureError(f"{path}: sha256 does not match {MANIFEST} (corrupted or edited fixture)")
-        arrays = read_npz_bytes(blob, str(path))
-        listed = {k: [list(v.shape), str(v.dtype)] for k, v in arrays.items()}
-        if listed != entry["arrays"]:
-            raise FixtureError(f"{path}: arrays differ from those listed in {MANIFEST}")
-        return arrays
+        detail = _blob_problem(blob, entry, str(path))
+        if detail:
+            raise FixtureError(f"{path}: {detail}")
+        return read_npz_bytes(blob, str(path))
 
 
 def drift(committed: FixtureStore, manifest: dict[str, Any], files: dict[str, bytes]) -> list[str]:
