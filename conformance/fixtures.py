@@ -4,6 +4,7 @@ Writing is byte-for-byte reproducible (sorted members, fixed zip timestamps, no 
 atomic (temp file + ``os.replace``). Reading verifies each file's sha256 against the manifest;
 a missing or corrupted file is a :class:`FixtureError` naming the file, never a skip.
 :meth:`FixtureStore.verify` checks a whole directory once (for problems that affect every case).
+``regen --check`` compares every file on disk with the manifest and with what live torch makes now.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import platform
 import sys
 import tempfile
 import zipfile
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TextIO
 
 import numpy as np
 
@@ -354,10 +356,42 @@ class FixtureStore:
         return read_npz_bytes(blob, str(path))
 
 
-def drift(committed: FixtureStore, manifest: dict[str, Any], files: dict[str, bytes]) -> list[str]:
-    """Differences between committed fixtures and freshly generated ones, per case and array."""
+def _array_drift(case_id: str, old: dict[str, np.ndarray], new: dict[str, np.ndarray]) -> list[str]:
+    """Per array: added/removed, dtype or shape change, or max abs drift within/beyond tolerance."""
     from .tolerances import drift_tolerance
 
+    problems: list[str] = []
+    for name in sorted(set(old) | set(new)):
+        if name not in new or name not in old:
+            problems.append(f"{case_id}/{name}: {'removed' if name not in new else 'added'}")
+            continue
+        a, b = old[name], new[name]
+        if a.shape != b.shape or a.dtype != b.dtype:
+            problems.append(f"{case_id}/{name}: {a.dtype}{list(a.shape)} -> {b.dtype}{list(b.shape)}")
+            continue
+        same = np.array_equal(a, b, equal_nan=True) if a.dtype.kind in "fc" else np.array_equal(a, b)
+        if same:
+            continue
+        if a.dtype.kind in "fc":
+            tol = drift_tolerance(a.dtype)
+            with np.errstate(invalid="ignore"):
+                diff = np.abs(a.astype(np.complex128) - b.astype(np.complex128))
+                diff = np.where(np.isnan(diff) & np.isnan(a) & np.isnan(b), 0, diff)
+                worst = float(np.nanmax(diff)) if diff.size else 0.0
+                bound = tol.atol + tol.rtol * np.abs(a)
+                beyond = bool(np.any(~(diff <= bound)))
+            problems.append(
+                f"{case_id}/{name}: max abs drift {worst:.3e} "
+                f"({'beyond' if beyond else 'within'} drift tolerance rtol={tol.rtol:g} atol={tol.atol:g})"
+            )
+        else:
+            problems.append(f"{case_id}/{name}: values changed")
+    return problems
+
+
+def drift(committed: FixtureStore, manifest: dict[str, Any], files: dict[str, bytes]) -> list[str]:
+    """Differences between committed fixtures and freshly generated ones, per case and array
+    (by manifest hash: files on disk are checked by :func:`main_regen` ``check=True``)."""
     problems: list[str] = []
     old_cases = committed.manifest["cases"]
     new_cases = manifest["cases"]
@@ -381,51 +415,176 @@ def drift(committed: FixtureStore, manifest: dict[str, Any], files: dict[str, by
             problems.append(f"{case_id}: {path} unreadable ({exc.strerror})")
             continue
         new = read_npz_bytes(files[entry["file"]], entry["file"])
-        for name in sorted(set(old) | set(new)):
-            if name not in new or name not in old:
-                problems.append(f"{case_id}/{name}: {'removed' if name not in new else 'added'}")
-                continue
-            a, b = old[name], new[name]
-            if a.shape != b.shape or a.dtype != b.dtype:
-                problems.append(f"{case_id}/{name}: {a.dtype}{list(a.shape)} -> {b.dtype}{list(b.shape)}")
-                continue
-            same = np.array_equal(a, b, equal_nan=True) if a.dtype.kind in "fc" else np.array_equal(a, b)
-            if same:
-                continue
-            if a.dtype.kind in "fc":
-                tol = drift_tolerance(a.dtype)
-                with np.errstate(invalid="ignore"):
-                    diff = np.abs(a.astype(np.complex128) - b.astype(np.complex128))
-                    diff = np.where(np.isnan(diff) & np.isnan(a) & np.isnan(b), 0, diff)
-                    worst = float(np.nanmax(diff)) if diff.size else 0.0
-                    bound = tol.atol + tol.rtol * np.abs(a)
-                    beyond = bool(np.any(~(diff <= bound)))
-                problems.append(
-                    f"{case_id}/{name}: max abs drift {worst:.3e} "
-                    f"({'beyond' if beyond else 'within'} drift tolerance rtol={tol.rtol:g} atol={tol.atol:g})"
-                )
-            else:
-                problems.append(f"{case_id}/{name}: values changed")
+        problems.extend(_array_drift(case_id, old, new))
     return problems
 
 
-def main_regen(check: bool, directory: Path = FIXTURES_DIR, out: Any = sys.stdout) -> int:
+# -- regen -----------------------------------------------------------------------------------------
+
+
+class _RegenFailure(Exception):
+    """regen cannot run at all: a one-line message on stderr and exit status 2."""
+
+
+def _ensure_writable(directory: Path) -> None:
+    """Fail before the (slow) regeneration if the directory or cases/ cannot be written."""
+    for folder in (directory, directory / "cases"):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder, prefix=".probe", suffix=".tmp"):
+                pass
+        except OSError as exc:
+            raise _RegenFailure(f"cannot write fixtures directory {folder} ({_why(exc)})") from exc
+
+
+def _torch_of(found: dict[str, str]) -> str:
+    return found.get("torch", "unknown")
+
+
+def _write_fixtures(directory: Path, out: TextIO) -> int:
     from .cases import all_cases
     from .errors import torch_error_types
 
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _RegenFailure(f"cannot create fixtures directory {directory} ({_why(exc)})") from exc
+    _ensure_writable(directory)
+    try:
+        previous = f"the previous ones by torch {_torch_of(FixtureStore(directory).provenance())}"
+    except FixtureError:
+        gone = not (directory / MANIFEST).exists()
+        previous = "no previous fixtures" if gone else f"the previous {MANIFEST} was unusable (replaced)"
     manifest, files = build(all_cases(), torch_error_types())
-    if not check:
+    try:
         write(directory, files)
-        total = sum(len(b) for b in files.values())
+    except OSError as exc:
+        raise _RegenFailure(
+            f"could not write {getattr(exc, 'filename', None) or directory} ({_why(exc)}); "
+            f"the fixtures in {directory} may be half rewritten: run `{REGEN_COMMAND}` again"
+        ) from exc
+    total = sum(len(b) for b in files.values())
+    print(f"wrote {len(files) - 1} case files + {MANIFEST} to {directory} ({total / 1e6:.2f} MB)", file=out)
+    print(f"torch {_torch_of(manifest['versions'])} made these fixtures; {previous}", file=out)
+    return 0
+
+
+def _normal(entry: dict[str, Any]) -> Any:
+    return json.loads(json.dumps(entry))
+
+
+def _check_fixtures(directory: Path, out: TextIO) -> int:
+    from .cases import all_cases
+    from .errors import torch_error_types
+
+    store = FixtureStore(directory)
+    found = store.audit()
+    for p in found:
+        if p.whole_directory:
+            raise _RegenFailure(str(p))
+    made_by = store.provenance()
+    live = versions()
+    print(
+        f"torch: fixtures made by torch {_torch_of(made_by)} (numpy {made_by.get('numpy', 'unknown')}, "
+        f"python {made_by.get('python', 'unknown')}); live torch {live['torch']}",
+        file=out,
+    )
+    if _torch_of(made_by) != live["torch"]:
         print(
-            f"wrote {len(files) - 1} case files + {MANIFEST} to {directory} ({total / 1e6:.2f} MB)", file=out
+            f"torch versions differ: the fixtures were made by torch {_torch_of(made_by)}, live torch "
+            f"is {live['torch']}; differences below may come from the version change",
+            file=out,
         )
-        return 0
-    problems = drift(FixtureStore(directory), manifest, files)
-    for line in problems:
-        print("DRIFT " + line, file=out)
-    if problems:
-        print(f"{len(problems)} difference(s) between committed fixtures and live torch", file=out)
+    manifest, files = build(all_cases(), torch_error_types())
+    lines, counts = _compare_on_disk(store, found, manifest, files)
+    for line in lines:
+        print(line, file=out)
+    if counts:
+        summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+        print(
+            f"{sum(counts.values())} bad fixture file(s) in {directory} ({summary}): the fixtures do not "
+            f"match live torch; `{REGEN_COMMAND}` rewrites them",
+            file=out,
+        )
         return 1
     print(f"fixtures match live torch: {len(manifest['cases'])} cases, byte for byte", file=out)
     return 0
+
+
+def _compare_on_disk(
+    store: FixtureStore, found: list[Problem], manifest: dict[str, Any], files: dict[str, bytes]
+) -> tuple[list[str], Counter[str]]:
+    """Report lines (one per bad file: MISSING, CORRUPT, EXTRA, STALE; DRIFT lines per array
+    under it) comparing the files on disk with freshly generated ones, and counts per kind."""
+    d = store.directory
+    lines: list[str] = []
+    counts: Counter[str] = Counter()
+
+    def bad(kind: str, path: Path, detail: str) -> None:
+        lines.append(f"{kind.upper()} {path}: {detail}")
+        counts[kind] += 1
+
+    for p in found:
+        bad(p.kind, p.path, p.detail)
+    named = {p.path for p in found}
+    old_cases = store.manifest["cases"]
+    new_cases = manifest["cases"]
+    for case_id in sorted(set(old_cases) - set(new_cases)):
+        if d / old_cases[case_id]["file"] not in named:
+            bad("stale", d / old_cases[case_id]["file"], f"{case_id!r} is in {MANIFEST} but no longer a case")
+    for case_id in sorted(set(new_cases) - set(old_cases)):
+        if d / new_cases[case_id]["file"] not in named:
+            bad(
+                "stale",
+                d / new_cases[case_id]["file"],
+                f"new case {case_id!r}, not in the committed fixtures",
+            )
+    old_errors = store.error_types()
+    new_errors: dict[str, str] = manifest["errors"]
+    error_drift = [
+        f"errors/{k}: committed {old_errors.get(k)}, torch now raises {new_errors.get(k)}"
+        for k in sorted(set(old_errors) | set(new_errors))
+        if old_errors.get(k) != new_errors.get(k)
+    ]
+    if error_drift:
+        bad("stale", d / MANIFEST, f"{len(error_drift)} error type(s) differ from live torch")
+        lines.extend("DRIFT " + line for line in error_drift)
+    for case_id, entry in new_cases.items():
+        if case_id not in old_cases:
+            continue
+        path = d / entry["file"]
+        try:
+            blob = path.read_bytes()
+        except OSError:  # named above as missing or corrupt
+            continue
+        fresh = files[entry["file"]]
+        if blob == fresh and _normal(old_cases[case_id]) == _normal(entry):
+            continue
+        try:
+            old_arrays = read_npz_bytes(blob, str(path))
+        except FixtureError:  # named above as corrupt
+            continue
+        drifts = _array_drift(case_id, old_arrays, read_npz_bytes(fresh, entry["file"]))
+        if path not in named:
+            bad(
+                "stale",
+                path,
+                "differs from what live torch makes now"
+                + ("" if drifts else f" (same arrays; the file's bytes or its {MANIFEST} entry differ)"),
+            )
+        lines.extend("DRIFT " + line for line in drifts)
+    return lines, counts
+
+
+def main_regen(
+    check: bool, directory: Path = FIXTURES_DIR, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    """``lstm-conformance regen [--check]``: 0 when done / matching, 1 when --check finds bad or
+    stale files, 2 (one line on ``err``, no traceback) when it cannot run at all."""
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
+    try:
+        return _check_fixtures(Path(directory), out) if check else _write_fixtures(Path(directory), out)
+    except _RegenFailure as exc:
+        print(f"lstm-conformance regen: {str(exc).replace(chr(10), ' ')}", file=err)
+        return 2

@@ -1,8 +1,10 @@
-"""Golden-fixture handling under damage: FixtureStore.verify() checks a whole fixtures directory
-once and reports a directory-wide problem (manifest, directory) once, not once per case.
+"""Golden-fixture handling under damage: `regen --check` checks the files on disk, `regen` and
+`regen --check` fail with one line (exit 2) where they cannot run, and FixtureStore.verify()
+reports a directory-wide problem once.
 
-Every test works on a copy of fixtures/ in tmp_path. The damage table also records what
-`regen --check` must say about each damage.
+Every test works on a copy of fixtures/ in tmp_path. The in-process CLI tests share one real
+regeneration from live torch (module-scoped `live_build`); one subprocess test runs a real
+`python -m conformance regen --check` end to end.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from conformance import fixtures
-from tests.suite_helpers import ROOT
+from conformance import cli, fixtures
+from tests.suite_helpers import ROOT, needs_torch, run_cli
 
 PROBLEM_PREFIXES = ("MISSING ", "CORRUPT ", "EXTRA ", "STALE ")
 
@@ -109,6 +112,40 @@ def fx(tmp_path: Path) -> Path:
     return target
 
 
+@pytest.fixture(scope="module")
+def live_build() -> tuple[dict[str, Any], dict[str, bytes]]:
+    """One real regeneration from live torch, shared by every in-process CLI test."""
+    pytest.importorskip("torch")
+    from conformance.cases import all_cases
+    from conformance.errors import torch_error_types
+
+    return fixtures.build(all_cases(), torch_error_types())
+
+
+@pytest.fixture
+def builds(monkeypatch: pytest.MonkeyPatch, live_build: tuple[dict[str, Any], dict[str, bytes]]) -> list[int]:
+    """Serve `live_build` to the CLI instead of regenerating; the list counts the regenerations."""
+    calls: list[int] = []
+
+    def cached(cases: Any, error_types: Any) -> tuple[dict[str, Any], dict[str, bytes]]:
+        calls.append(1)
+        manifest, files = live_build
+        return json.loads(json.dumps(manifest)), dict(files)
+
+    monkeypatch.setattr(fixtures, "build", cached)
+    return calls
+
+
+def regen(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = cli.main(["regen", *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def problem_lines(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith(PROBLEM_PREFIXES)]
+
+
 def expected_line(damage: Damage, d: Path, kind_prefix: bool = True) -> str:
     """damage.line for directory d; without its MISSING/CORRUPT/... word, as verify() words it."""
     n = len(json.loads((fixtures.FIXTURES_DIR / "manifest.json").read_text())["cases"])
@@ -116,6 +153,147 @@ def expected_line(damage: Damage, d: Path, kind_prefix: bool = True) -> str:
     for prefix in () if kind_prefix else PROBLEM_PREFIXES:
         line = line.removeprefix(prefix)
     return line
+
+
+def live_torch() -> str:
+    import torch
+
+    return str(torch.__version__)
+
+
+# -- regen --check ---------------------------------------------------------------------------------
+
+
+@needs_torch
+@pytest.mark.parametrize("name", list(DAMAGES))
+def test_check_names_each_damaged_file_once(
+    name: str, fx: Path, builds: list[int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    damage = DAMAGES[name]
+    damage.apply(fx)
+    code, out, err = regen(capsys, "--check", "--fixtures", str(fx))
+    expected = expected_line(damage, fx)
+    assert code == damage.check_exit, out + err
+    assert "Traceback" not in out + err
+    if damage.check_exit == 2:  # cannot run: one line on stderr, before regenerating anything
+        assert out == "" and builds == []
+        assert err.count("\n") == 1 and err.startswith(f"lstm-conformance regen: {expected}")
+        return
+    assert err == ""
+    made_by = json.loads((fx / "manifest.json").read_text())["versions"]["torch"]
+    assert f"torch: fixtures made by torch {made_by} " in out and f"; live torch {live_torch()}\n" in out
+    assert ("torch versions differ" in out) == (made_by != live_torch())
+    assert any(line.startswith(expected) for line in out.splitlines()), out
+    if damage.check_exit == 1:
+        assert len(problem_lines(out)) == 1, out  # the one damaged file, named on one line
+        assert out.splitlines()[-1].startswith(f"1 bad fixture file(s) in {fx}")
+    else:
+        assert problem_lines(out) == []
+
+
+@needs_torch
+def test_check_keeps_the_drift_report_per_array(
+    fx: Path, builds: list[int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_stale(fx)
+    code, out, _ = regen(capsys, "--check", "--fixtures", str(fx))
+    drift = [line for line in out.splitlines() if line.startswith("DRIFT ")]
+    assert code == 1
+    assert len(drift) == 1 and drift[0].startswith("DRIFT probe-gate_i/h_n: max abs drift 1.000e-06 (beyond")
+
+
+@needs_torch
+def test_check_says_when_the_fixtures_came_from_another_torch(
+    fx: Path, builds: list[int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = json.loads((fx / "manifest.json").read_text())
+    manifest["versions"]["torch"] = "1.0.0"
+    (fx / "manifest.json").write_text(json.dumps(manifest))
+    code, out, _ = regen(capsys, "--check", "--fixtures", str(fx))
+    assert code == 0
+    assert "torch: fixtures made by torch 1.0.0 (numpy " in out
+    differ = [line for line in out.splitlines() if line.startswith("torch versions differ")]
+    assert differ == [
+        f"torch versions differ: the fixtures were made by torch 1.0.0, live torch is {live_torch()}; "
+        "differences below may come from the version change"
+    ]
+
+
+@needs_torch
+@pytest.mark.parametrize("name", ["flipped-byte", "manifest-not-json"])
+def test_check_subprocess_exit_code_and_no_traceback(name: str, fx: Path) -> None:
+    """End to end, with a real regeneration: `python -m conformance regen --check --fixtures COPY`."""
+    damage = DAMAGES[name]
+    damage.apply(fx)
+    proc = run_cli("regen", "--check", "--fixtures", str(fx))
+    assert proc.returncode == damage.check_exit, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    expected = expected_line(damage, fx)
+    if damage.check_exit == 2:
+        assert proc.stderr.count("\n") == 1 and expected in proc.stderr
+    else:
+        assert [line for line in problem_lines(proc.stdout) if line.startswith(expected)] == problem_lines(
+            proc.stdout
+        )
+        assert len(problem_lines(proc.stdout)) == 1
+
+
+# -- regen -----------------------------------------------------------------------------------------
+
+
+@needs_torch
+def test_regen_rewrites_an_unreadable_manifest(
+    fx: Path, builds: list[int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """regen is the repair every error message points to, so a broken manifest does not stop it."""
+    break_manifest(fx)
+    code, out, err = regen(capsys, "--fixtures", str(fx))
+    assert (code, err) == (0, "")
+    assert "the previous manifest.json was unusable (replaced)" in out
+    assert regen(capsys, "--check", "--fixtures", str(fx))[0] == 0
+
+
+@needs_torch
+def test_regen_creates_a_new_directory_and_writes_what_check_accepts(
+    tmp_path: Path, builds: list[int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "new" / "fixtures"
+    code, out, _ = regen(capsys, "--fixtures", str(target))
+    assert code == 0 and "no previous fixtures" in out and f"torch {live_torch()} made these fixtures" in out
+    assert regen(capsys, "--check", "--fixtures", str(target))[0] == 0
+
+
+@needs_torch
+def test_regen_into_an_unwritable_directory(
+    fx: Path, builds: list[int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    folders = [fx / "cases", fx]
+    for folder in folders:
+        folder.chmod(0o555)
+    try:
+        try:  # root (and some filesystems) ignore the mode: find out by trying
+            (fx / "probe").write_bytes(b"")
+        except OSError:
+            pass
+        else:
+            pytest.skip(f"chmod does not stop writes here (euid {os.geteuid()})")
+        code, out, err = regen(capsys, "--fixtures", str(fx))
+    finally:
+        for folder in reversed(folders):
+            folder.chmod(0o755)
+    assert code == 2 and out == "" and builds == []
+    assert err.count("\n") == 1 and err.startswith("lstm-conformance regen: cannot write fixtures directory")
+
+
+@needs_torch
+def test_regen_where_the_directory_cannot_be_created(
+    tmp_path: Path, builds: list[int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Unwritable even as root: the parent is a file."""
+    (tmp_path / "a-file").write_text("")
+    code, out, err = regen(capsys, "--fixtures", str(tmp_path / "a-file" / "fixtures"))
+    assert code == 2 and out == "" and builds == []
+    assert err.count("\n") == 1 and "cannot create fixtures directory" in err and "Traceback" not in err
 
 
 # -- FixtureStore.verify / provenance (no torch needed) --------------------------------------------
