@@ -1,14 +1,18 @@
 """Golden fixtures: one deterministic ``.npz`` per case plus ``manifest.json``.
 
 Writing is byte-for-byte reproducible (sorted members, fixed zip timestamps, no pickles) and
-atomic (temp file + ``os.replace``). Reading verifies each file's sha256 against the manifest;
-a missing or corrupted file is a :class:`FixtureError` naming the file, never a skip.
+atomic (temp file, fsync, ``os.replace``). Reading verifies each file's sha256 against the
+manifest; a missing or corrupted file is a :class:`FixtureError` naming the file, never a skip.
 :meth:`FixtureStore.verify` checks a whole directory once (for problems that affect every case).
+
+``regen`` holds an flock on ``.regen.lock`` in the fixtures directory (non-blocking: a second regen
+of the same directory fails at once) and removes temp files an interrupted regen left behind.
 ``regen --check`` compares every file on disk with the manifest and with what live torch makes now.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -18,9 +22,12 @@ import sys
 import tempfile
 import zipfile
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
+
+if sys.platform != "win32":
+    import fcntl
 
 import numpy as np
 
@@ -46,6 +53,8 @@ FIXTURES_DIR = _default_dir()
 MANIFEST = "manifest.json"
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 REGEN_COMMAND = "lstm-conformance regen"
+LOCK_FILE = ".regen.lock"  # flock'ed by regen; never a fixture (listed in .gitignore)
+TEMP_GLOB = ".*.tmp"  # atomic_write's temp files: "." + name + random + ".tmp"
 _ENTRY_KEYS = ("case", "file", "sha256", "arrays")
 
 
@@ -108,6 +117,8 @@ def atomic_write(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())  # the data is on disk before the name points at it
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
@@ -426,6 +437,56 @@ class _RegenFailure(Exception):
     """regen cannot run at all: a one-line message on stderr and exit status 2."""
 
 
+@contextlib.contextmanager
+def _regen_lock(directory: Path, exclusive: bool) -> Iterator[None]:
+    """flock ``directory/.regen.lock`` without blocking: exclusive for regen, shared for --check
+    (skipped when there is no lock file yet, so --check works in a read-only directory)."""
+    if sys.platform == "win32":  # no flock; regens there are not serialized
+        yield
+        return
+    path = directory / LOCK_FILE
+    try:
+        if exclusive:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        else:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        yield
+        return
+    except OSError as exc:
+        if not exclusive:  # an unreadable lock file does not stop a read-only check
+            yield
+            return
+        raise _RegenFailure(f"cannot write fixtures directory {directory} ({_why(exc)})") from exc
+    try:
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = path.read_text(errors="replace").strip() if path.is_file() else ""
+            raise _RegenFailure(
+                f"another `{REGEN_COMMAND}` is using {directory} right now "
+                f"({path} is locked{' by pid ' + holder if holder.isdigit() else ''}); "
+                "wait for it to finish and run this again"
+            ) from None
+        except OSError as exc:
+            raise _RegenFailure(f"cannot lock {path} ({_why(exc)})") from exc
+        if exclusive:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(fd)
+
+
+def leftover_temp_files(directory: Path) -> list[Path]:
+    """Temp files of :func:`atomic_write` left by a regen that was killed while writing."""
+    found: list[Path] = []
+    for folder in (directory, directory / "cases"):
+        with contextlib.suppress(OSError):
+            found.extend(p for p in folder.glob(TEMP_GLOB) if p.is_file())
+    return sorted(found)
+
+
 def _ensure_writable(directory: Path) -> None:
     """Fail before the (slow) regeneration if the directory or cases/ cannot be written."""
     for folder in (directory, directory / "cases"):
@@ -449,23 +510,30 @@ def _write_fixtures(directory: Path, out: TextIO) -> int:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise _RegenFailure(f"cannot create fixtures directory {directory} ({_why(exc)})") from exc
-    _ensure_writable(directory)
-    try:
-        previous = f"the previous ones by torch {_torch_of(FixtureStore(directory).provenance())}"
-    except FixtureError:
-        gone = not (directory / MANIFEST).exists()
-        previous = "no previous fixtures" if gone else f"the previous {MANIFEST} was unusable (replaced)"
-    manifest, files = build(all_cases(), torch_error_types())
-    try:
-        write(directory, files)
-    except OSError as exc:
-        raise _RegenFailure(
-            f"could not write {getattr(exc, 'filename', None) or directory} ({_why(exc)}); "
-            f"the fixtures in {directory} may be half rewritten: run `{REGEN_COMMAND}` again"
-        ) from exc
+    with _regen_lock(directory, exclusive=True):
+        _ensure_writable(directory)
+        removed = leftover_temp_files(directory)
+        for path in removed:
+            path.unlink(missing_ok=True)
+        try:
+            previous = f"the previous ones by torch {_torch_of(FixtureStore(directory).provenance())}"
+        except FixtureError:
+            gone = not (directory / MANIFEST).exists()
+            previous = "no previous fixtures" if gone else f"the previous {MANIFEST} was unusable (replaced)"
+        manifest, files = build(all_cases(), torch_error_types())
+        try:
+            write(directory, files)
+        except OSError as exc:
+            raise _RegenFailure(
+                f"could not write {getattr(exc, 'filename', None) or directory} ({_why(exc)}); "
+                f"the fixtures in {directory} may be half rewritten: run `{REGEN_COMMAND}` again"
+            ) from exc
     total = sum(len(b) for b in files.values())
     print(f"wrote {len(files) - 1} case files + {MANIFEST} to {directory} ({total / 1e6:.2f} MB)", file=out)
     print(f"torch {_torch_of(manifest['versions'])} made these fixtures; {previous}", file=out)
+    if removed:
+        names = ", ".join(str(p.relative_to(directory)) for p in removed)
+        print(f"removed {len(removed)} temp file(s) left by an interrupted regen: {names}", file=out)
     return 0
 
 
@@ -478,27 +546,33 @@ def _check_fixtures(directory: Path, out: TextIO) -> int:
     from .errors import torch_error_types
 
     store = FixtureStore(directory)
-    found = store.audit()
-    for p in found:
-        if p.whole_directory:
-            raise _RegenFailure(str(p))
-    made_by = store.provenance()
-    live = versions()
-    print(
-        f"torch: fixtures made by torch {_torch_of(made_by)} (numpy {made_by.get('numpy', 'unknown')}, "
-        f"python {made_by.get('python', 'unknown')}); live torch {live['torch']}",
-        file=out,
-    )
-    if _torch_of(made_by) != live["torch"]:
+    with _regen_lock(directory, exclusive=False):
+        found = store.audit()
+        for p in found:
+            if p.whole_directory:
+                raise _RegenFailure(str(p))
+        made_by = store.provenance()
+        live = versions()
         print(
-            f"torch versions differ: the fixtures were made by torch {_torch_of(made_by)}, live torch "
-            f"is {live['torch']}; differences below may come from the version change",
+            f"torch: fixtures made by torch {_torch_of(made_by)} (numpy {made_by.get('numpy', 'unknown')}, "
+            f"python {made_by.get('python', 'unknown')}); live torch {live['torch']}",
             file=out,
         )
-    manifest, files = build(all_cases(), torch_error_types())
-    lines, counts = _compare_on_disk(store, found, manifest, files)
+        if _torch_of(made_by) != live["torch"]:
+            print(
+                f"torch versions differ: the fixtures were made by torch {_torch_of(made_by)}, live torch "
+                f"is {live['torch']}; differences below may come from the version change",
+                file=out,
+            )
+        manifest, files = build(all_cases(), torch_error_types())
+        lines, counts = _compare_on_disk(store, found, manifest, files)
+        temps = leftover_temp_files(directory)
     for line in lines:
         print(line, file=out)
+    for path in temps:
+        print(
+            f"note: {path} is a temp file left by an interrupted regen (the next regen removes it)", file=out
+        )
     if counts:
         summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
         print(

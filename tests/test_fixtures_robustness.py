@@ -1,6 +1,6 @@
 """Golden-fixture handling under damage: `regen --check` checks the files on disk, `regen` and
-`regen --check` fail with one line (exit 2) where they cannot run, and FixtureStore.verify()
-reports a directory-wide problem once.
+`regen --check` fail with one line (exit 2) where they cannot run, regen is locked and cleans up
+after an interrupted one, and FixtureStore.verify() reports a directory-wide problem once.
 
 Every test works on a copy of fixtures/ in tmp_path. The in-process CLI tests share one real
 regeneration from live torch (module-scoped `live_build`); one subprocess test runs a real
@@ -14,7 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,7 +108,8 @@ DAMAGES = {
 def fx(tmp_path: Path) -> Path:
     """A private copy of the repository's fixtures/ (never the repository's own)."""
     target = tmp_path / "fixtures"
-    shutil.copytree(fixtures.FIXTURES_DIR, target)
+    ignore = shutil.ignore_patterns(fixtures.LOCK_FILE, fixtures.TEMP_GLOB)
+    shutil.copytree(fixtures.FIXTURES_DIR, target, ignore=ignore)
     return target
 
 
@@ -159,6 +160,19 @@ def live_torch() -> str:
     import torch
 
     return str(torch.__version__)
+
+
+@pytest.fixture
+def held_lock(fx: Path) -> Iterator[Path]:
+    """fx's regen lock, held exclusively as a concurrent regen would (flock conflicts between
+    open file descriptions, in one process as across processes)."""
+    if sys.platform == "win32":
+        pytest.skip("no flock on Windows")
+    import fcntl
+
+    with open(fx / fixtures.LOCK_FILE, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield fx
 
 
 # -- regen --check ---------------------------------------------------------------------------------
@@ -242,6 +256,22 @@ def test_check_subprocess_exit_code_and_no_traceback(name: str, fx: Path) -> Non
 
 
 @needs_torch
+def test_regen_removes_temp_files_left_by_an_interrupted_regen(
+    fx: Path, builds: list[int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    leftovers = [fx / "cases" / ".x.npz.tmp", fx / ".manifest.jsonab12cd.tmp"]
+    for path in leftovers:
+        path.write_bytes(b"half a file")
+    code, out, _ = regen(capsys, "--check", "--fixtures", str(fx))
+    assert code == 0 and all(f"note: {p} is a temp file" in out for p in leftovers)  # noted, not fatal
+    code, out, err = regen(capsys, "--fixtures", str(fx))
+    assert (code, err) == (0, "")
+    assert not any(p.exists() for p in leftovers)
+    assert "removed 2 temp file(s) left by an interrupted regen" in out
+    assert fixtures.FixtureStore(fx).verify() == []
+
+
+@needs_torch
 def test_regen_rewrites_an_unreadable_manifest(
     fx: Path, builds: list[int], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -261,6 +291,36 @@ def test_regen_creates_a_new_directory_and_writes_what_check_accepts(
     code, out, _ = regen(capsys, "--fixtures", str(target))
     assert code == 0 and "no previous fixtures" in out and f"torch {live_torch()} made these fixtures" in out
     assert regen(capsys, "--check", "--fixtures", str(target))[0] == 0
+
+
+@needs_torch
+def test_lock_file_is_neither_extra_nor_committed(
+    fx: Path, builds: list[int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert regen(capsys, "--fixtures", str(fx))[0] == 0
+    assert (fx / fixtures.LOCK_FILE).is_file()
+    assert fixtures.FixtureStore(fx).verify() == []
+    code, out, _ = regen(capsys, "--check", "--fixtures", str(fx))
+    assert code == 0 and fixtures.LOCK_FILE not in out
+    git = shutil.which("git")
+    if git is None:
+        pytest.skip("git not installed")
+    ignored = subprocess.run([git, "check-ignore", "-q", f"fixtures/{fixtures.LOCK_FILE}"], cwd=ROOT)
+    if ignored.returncode == 128:
+        pytest.skip("not a git checkout")
+    assert ignored.returncode == 0, f"fixtures/{fixtures.LOCK_FILE} is not in .gitignore"
+
+
+@needs_torch
+@pytest.mark.parametrize("check", [False, True], ids=["regen", "regen-check"])
+def test_held_lock_fails_at_once(
+    check: bool, held_lock: Path, builds: list[int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = (held_lock / "manifest.json").read_bytes()
+    code, out, err = regen(capsys, *(["--check"] if check else []), "--fixtures", str(held_lock))
+    assert code == 2 and out == "" and builds == []  # failed before regenerating anything
+    assert err.count("\n") == 1 and f"is using {held_lock} right now" in err and "locked" in err
+    assert (held_lock / "manifest.json").read_bytes() == before
 
 
 @needs_torch
