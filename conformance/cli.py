@@ -65,11 +65,15 @@ def _parser() -> argparse.ArgumentParser:
 def _regen(argv: list[str]) -> int:
     p = argparse.ArgumentParser(
         prog="lstm-conformance regen",
-        description="Rewrite fixtures/ from "
-        "live torch; --check regenerates in memory and reports drift (exit 1).",
+        description="Rewrite fixtures/ from live torch (one regen of a directory at a time; temp "
+        "files an interrupted regen left are removed). --check regenerates in memory and compares "
+        "every file on disk: exit 1 naming each missing, corrupt, extra or stale file, with the drift "
+        "per array. Exit 2, with one line on stderr, when it cannot run at all.",
     )
-    p.add_argument("--check", action="store_true")
-    p.add_argument("--fixtures", type=Path, default=FIXTURES_DIR)
+    p.add_argument("--check", action="store_true", help="compare, write nothing")
+    p.add_argument(
+        "--fixtures", type=Path, default=FIXTURES_DIR, help="fixtures directory (default: %(default)s)"
+    )
     args = p.parse_args(argv)
     from .torch_oracle import torch_available
 
