@@ -389,7 +389,7 @@ BROKEN: dict[str, tuple[str, ...]] = {
     "TinyWeightError": ("float64", "whole_sequence"),
     "NanToNum": ("edge_nan_inf",),
     "IgnoresUnexpectedKeys": ("state_dict",),
-    "WrongErrorType": ("errors",),
+    "WrongErrorType": ("error_types",),  # rejected, but with the wrong type: `errors` passes
     "UnbatchedKeepsBatchDim": ("unbatched",),
     "CellWrongGateOrder": ("cell",),
 }
