@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .adapters import ADAPTERS
 from .rows import ALIASES, ROW_NAMES, expand_declarations
 from .tolerances import Tolerance, declared_tolerances
 
@@ -65,9 +66,12 @@ def _cell_for(spec: str, factory: Any) -> Any:
 
 def load_impl(spec: str) -> Impl:
     """``MODULE:ATTR`` (or an alias: ``torch``, ``lstm_ref``) -> the factory and its declarations."""
-    target = IMPL_ALIASES.get(spec, spec)
+    target = IMPL_ALIASES.get(spec) or ADAPTERS.get(spec) or spec
     if ":" not in target:
-        raise SystemExit(f"--impl {spec!r}: expected MODULE:ATTR (e.g. lstm_ref:LSTM) or 'torch'")
+        names = ", ".join(sorted([*IMPL_ALIASES, *ADAPTERS]))
+        raise SystemExit(
+            f"--impl {spec!r}: expected MODULE:ATTR (e.g. lstm_ref:LSTM), exec:COMMAND, or one of: {names}"
+        )
     if spec.startswith("exec:"):  # a command speaking docs/exec-protocol.md
         from .exec_impl import make_exec_factory
 
