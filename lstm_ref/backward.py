@@ -23,7 +23,7 @@ The backward depends on the forward only through ``run_stack``'s documented
 hooks (activated gates in the order i, f, o, g; per-layer outputs), not on its
 internal weight layout: it takes the torch-named parameters, reorders their gate
 blocks to i, f, o, g (``_BackwardWeights``), and ``dP`` is the gradient of the true
-pre-activation ``z`` in that order.  ``_to_torch_gate_rows`` puts weight
+pre-activation ``z`` in that order.  ``functional.to_torch_gate_order`` puts weight
 gradients back in torch's i, f, g, o order.
 
 Complex dtypes: torch's autograd returns ``J^H v`` (conjugate Wirtinger
@@ -46,21 +46,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .functional import StepRecorder, run_stack
+from .functional import StepRecorder, run_stack, to_prepared_gate_order, to_torch_gate_order
+from .layout import param_suffix
 from .packing import PackedSequence
 
 if TYPE_CHECKING:
     from .module import LSTM, _Call
-
-# torch's gate blocks i, f, g, o <-> the recorder's i, f, o, g: swapping the last two
-# blocks, a permutation that is its own inverse.
-_SWAP_G_O = (0, 1, 3, 2)
-
-
-def _to_torch_gate_rows(rows: np.ndarray) -> np.ndarray:
-    """(4H, ...) gate blocks i, f, o, g <-> torch's i, f, g, o (either way)."""
-    blocks = np.split(rows, 4, axis=0)
-    return np.ascontiguousarray(np.concatenate([blocks[k] for k in _SWAP_G_O], axis=0))
 
 
 @dataclass(frozen=True)
@@ -76,17 +67,17 @@ def _backward_weights(m: LSTM) -> tuple[list[list[_BackwardWeights]], list[np.nd
     params = m._params
     directions, w_ih = [], []
     for layer in range(int(m.num_layers)):
-        sfxs = [f"_l{layer}" + ("_reverse" if d else "") for d in range(m.num_directions)]
+        suffixes = [param_suffix(layer, direction) for direction in range(m.num_directions)]
         directions.append(
             [
                 _BackwardWeights(
-                    _to_torch_gate_rows(params["weight_hh" + sfx]),
-                    params["weight_hr" + sfx] if m.proj_size else None,
+                    to_prepared_gate_order(params["weight_hh" + suffix]),
+                    params["weight_hr" + suffix] if m.proj_size else None,
                 )
-                for sfx in sfxs
+                for suffix in suffixes
             ]
         )
-        w_ih.append(np.concatenate([_to_torch_gate_rows(params["weight_ih" + sfx]) for sfx in sfxs]))
+        w_ih.append(np.concatenate([to_prepared_gate_order(params["weight_ih" + s]) for s in suffixes]))
     return directions, w_ih
 
 
@@ -309,8 +300,8 @@ def _direction_backward(
         d_gates4,
         d_h_out,
     )
-    grads = {"weight_hh": _to_torch_gate_rows(d_gates.T @ h_prev)}
-    d_bias = _to_torch_gate_rows(d_gates.sum(axis=0))
+    grads = {"weight_hh": to_torch_gate_order(d_gates.T @ h_prev)}
+    d_bias = to_torch_gate_order(d_gates.sum(axis=0))
     grads["bias_ih"], grads["bias_hh"] = d_bias, d_bias.copy()
     if d_h_out is not None:
         assert tape.h_cell is not None
@@ -356,13 +347,13 @@ def _layer_backward(
             d_gates[:, direction * 4 * hidden : (direction + 1) * 4 * hidden],
             d_gates4[:, direction],
         )
-        sfx = f"_l{index}" + ("_reverse" if direction else "")
+        suffix = param_suffix(index, direction)
         for name, value in direction_grads.items():
             if m.bias or not name.startswith("bias"):
-                grads[name + sfx] = value
+                grads[name + suffix] = value
     d_w_ih = d_gates.T @ fwd.layer_inputs[index]
     for direction, part in enumerate(np.split(d_w_ih, num_directions, axis=0)):
-        grads[f"weight_ih_l{index}" + ("_reverse" if direction else "")] = _to_torch_gate_rows(part)
+        grads["weight_ih" + param_suffix(index, direction)] = to_torch_gate_order(part)
     d_input: np.ndarray = d_gates @ w_ih
     return d_input
 

@@ -24,11 +24,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# torch's gate order i, f, g, o -> prepared order i, f, o, g
-TORCH_TO_PREPARED_GATES = (0, 1, 3, 2)
+from .layout import GATES, param_suffix
 
-# record(rows, gates_ifog, c, h_cell, h) is called after each step when tracing;
-# gates are activated and in the prepared order i, f, o, g.
+# The gate order of the prepared layout (torch's is layout.GATES: i, f, g, o).
+PREPARED_GATES = ("i", "f", "o", "g")
+
+# record(rows, gates, c, h_cell, h) is called after each step when tracing;
+# gates are activated and in the prepared order PREPARED_GATES.
 StepRecorder = Callable[[slice, np.ndarray, np.ndarray, np.ndarray, np.ndarray], None]
 
 
@@ -49,10 +51,25 @@ class LayerWeights:
     bias: np.ndarray | None  # (D*4H,)
 
 
+def permute_gate_blocks(rows: np.ndarray, source: Sequence[str], target: Sequence[str]) -> np.ndarray:
+    """(4H, ...) gate blocks stacked in the order ``source`` -> stacked in the order ``target``."""
+    blocks = dict(zip(source, np.split(np.asarray(rows), 4, axis=0), strict=True))
+    return np.concatenate([blocks[gate] for gate in target], axis=0)
+
+
+def to_prepared_gate_order(rows: np.ndarray) -> np.ndarray:
+    """torch's (4H, ...) gate blocks i, f, g, o -> the prepared order i, f, o, g (no negation)."""
+    return permute_gate_blocks(rows, GATES, PREPARED_GATES)
+
+
+def to_torch_gate_order(rows: np.ndarray) -> np.ndarray:
+    """(4H, ...) gate blocks in the prepared order i, f, o, g -> torch's i, f, g, o."""
+    return permute_gate_blocks(rows, PREPARED_GATES, GATES)
+
+
 def prepare_gate_rows(rows: np.ndarray) -> np.ndarray:
     """Reorder torch's (4H, ...) gate blocks to i, f, o, g and negate the sigmoid rows."""
-    blocks = np.split(np.asarray(rows), 4, axis=0)
-    i, f, o, g = (blocks[k] for k in TORCH_TO_PREPARED_GATES)
+    i, f, o, g = np.split(to_prepared_gate_order(rows), 4, axis=0)
     return np.concatenate([-i, -f, -o, g], axis=0)
 
 
@@ -80,14 +97,14 @@ def prepare_weights(
     for layer in range(num_layers):
         directions = []
         for direction in range(num_directions):
-            sfx = f"_l{layer}" + ("_reverse" if direction else "")
+            suffix = param_suffix(layer, direction)
             directions.append(
                 prepare_direction(
-                    params["weight_ih" + sfx],
-                    params["weight_hh" + sfx],
-                    params["bias_ih" + sfx] if bias else None,
-                    params["bias_hh" + sfx] if bias else None,
-                    params["weight_hr" + sfx] if proj else None,
+                    params["weight_ih" + suffix],
+                    params["weight_hh" + suffix],
+                    params["bias_ih" + suffix] if bias else None,
+                    params["bias_hh" + suffix] if bias else None,
+                    params["weight_hr" + suffix] if proj else None,
                 )
             )
         w_ih_t = np.ascontiguousarray(np.concatenate([d.w_ih_t for d in directions], axis=1))
@@ -96,7 +113,7 @@ def prepare_weights(
     return tuple(layers)
 
 
-def lstm_cell(
+def prepared_step_in_place(
     gates: np.ndarray,
     c: np.ndarray,
     h: np.ndarray,
@@ -104,7 +121,9 @@ def lstm_cell(
     scratch: np.ndarray,
     h_cell: np.ndarray,
 ) -> None:
-    """One LSTM step, in place.
+    """One LSTM step on prepared-layout pre-activations, in place (used by ``LSTMCell``).
+
+    The plain equations, in torch's gate order, are ``reference.lstm_cell``.
 
     gates: (n, 4H) pre-activations in the prepared layout; activated in place.
     c: (n, H) cell state, updated in place to ``f*c + i*g``.

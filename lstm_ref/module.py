@@ -15,11 +15,12 @@ from numpy.typing import ArrayLike, DTypeLike
 from .functional import (
     LayerWeights,
     StepRecorder,
-    lstm_cell,
     prepare_direction,
     prepare_weights,
+    prepared_step_in_place,
     run_stack,
 )
+from .layout import cell_param_shapes, dropout_noise, param_shapes
 from .packing import PackedSequence
 
 SUPPORTED_DTYPES = tuple(np.dtype(t) for t in (np.float32, np.float64, np.complex64, np.complex128))
@@ -204,20 +205,14 @@ class LSTM(_Parameters):
         return int(self.proj_size or self.hidden_size)
 
     def _shapes(self) -> dict[str, tuple[int, ...]]:
-        gates = 4 * int(self.hidden_size)
-        shapes: dict[str, tuple[int, ...]] = {}
-        for layer in range(int(self.num_layers)):
-            features = int(self.input_size) if layer == 0 else self.num_directions * self.output_hidden_size
-            for direction in range(self.num_directions):
-                sfx = f"_l{layer}" + ("_reverse" if direction else "")
-                shapes["weight_ih" + sfx] = (gates, features)
-                shapes["weight_hh" + sfx] = (gates, self.output_hidden_size)
-                if self.bias:
-                    shapes["bias_ih" + sfx] = (gates,)
-                    shapes["bias_hh" + sfx] = (gates,)
-                if self.proj_size:
-                    shapes["weight_hr" + sfx] = (int(self.proj_size), int(self.hidden_size))
-        return shapes
+        return param_shapes(
+            int(self.input_size),
+            int(self.hidden_size),
+            int(self.num_layers),
+            bool(self.bidirectional),
+            bool(self.bias),
+            int(self.proj_size),
+        )
 
     def _prepare(self) -> None:
         self._layers: tuple[LayerWeights, ...] = prepare_weights(
@@ -328,9 +323,7 @@ class LSTM(_Parameters):
             keep = [self._rng.random(shape) >= p for _ in range(boundaries)]
         else:
             keep = [np.asarray(m).reshape(shape) != 0 for m in masks]
-        # torch: noise = bernoulli(1-p).div_(1-p), the scale computed in the tensor's dtype
-        scale = self.dtype.type(1) / self.dtype.type(1 - p)
-        return [k.astype(self.dtype) * scale for k in keep]
+        return [dropout_noise(k, p, self.dtype) for k in keep]
 
     def _check_masks(self, call: _Call, masks: Sequence[ArrayLike], boundaries: int) -> list[np.ndarray]:
         masks = list(masks)
@@ -541,14 +534,7 @@ class LSTMCell(_Parameters):
         return f"LSTMCell({self.input_size}, {self.hidden_size}{bias}, dtype={self.dtype.name})"
 
     def _shapes(self) -> dict[str, tuple[int, ...]]:
-        gates = 4 * int(self.hidden_size)
-        shapes: dict[str, tuple[int, ...]] = {
-            "weight_ih": (gates, int(self.input_size)),
-            "weight_hh": (gates, int(self.hidden_size)),
-        }
-        if self.bias:
-            shapes.update(bias_ih=(gates,), bias_hh=(gates,))
-        return shapes
+        return cell_param_shapes(int(self.input_size), int(self.hidden_size), bool(self.bias))
 
     def _prepare(self) -> None:
         p = self._params
@@ -612,5 +598,5 @@ class LSTMCell(_Parameters):
             gates += h0 @ w.w_hh_t
             c1 = np.array(c0, copy=True)
             h1 = np.empty_like(c1)
-            lstm_cell(gates, c1, h1, None, np.empty_like(c1), h1)
+            prepared_step_in_place(gates, c1, h1, None, np.empty_like(c1), h1)
         return (h1, c1) if batched else (h1[0], c1[0])

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .functional import StepRecorder
+from .functional import PREPARED_GATES, StepRecorder
 from .module import LSTM, _Call
 
 
@@ -63,8 +63,8 @@ def trace(m: LSTM, input: Any, hx: Any = None, *, dropout_masks: Sequence[ArrayL
                 for name in ("i", "f", "g", "o", "c", "h_cell"):
                     store[name] = np.zeros((n_rows, hidden), dtype=m.dtype)
                 store["h"] = np.zeros((n_rows, h_out), dtype=m.dtype)
-            for k, name in enumerate(("i", "f", "o", "g")):  # prepared gate order
-                store[name][rows] = gates[:, k * hidden : (k + 1) * hidden]
+            for position, name in enumerate(PREPARED_GATES):
+                store[name][rows] = gates[:, position * hidden : (position + 1) * hidden]
             store["c"][rows] = c
             store["h_cell"][rows] = h_cell
             store["h"][rows] = h
