@@ -149,6 +149,21 @@ def prepared_step_in_place(
         np.matmul(h_cell, w_hr_t, out=h)
 
 
+def cell_forward(
+    x: np.ndarray, h0: np.ndarray, c0: np.ndarray, weights: DirectionWeights
+) -> tuple[np.ndarray, np.ndarray]:
+    """One step of ``LSTMCell`` (no projection): x (N, I), h0 and c0 (N, H) -> (h1, c1)."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        gates = x @ weights.w_ih_t
+        if weights.bias is not None:
+            gates += weights.bias
+        gates += h0 @ weights.w_hh_t
+        c1 = np.array(c0, copy=True)
+        h1 = np.empty_like(c1)
+        prepared_step_in_place(gates, c1, h1, None, np.empty_like(c1), h1)
+    return h1, c1
+
+
 def run_direction(
     input_projection: np.ndarray,
     batch_sizes: np.ndarray,
