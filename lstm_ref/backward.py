@@ -214,9 +214,8 @@ def _sweep(
     d_gates4 is the same memory viewed (S, 4, H).
     d_h_out: (S, H_out) receives the gradient of each row's h, when projecting.
     """
-    hidden = dc.shape[1]
+    batch, hidden = dc.shape
     w_hh, w_hr = weights.w_hh, weights.w_hr
-    batch = dc.shape[0]
     dh_cell_buffer = np.empty((batch, hidden), dtype=dc.dtype)
     dc_buffer = np.empty((batch, hidden), dtype=dc.dtype)
     dh_buffer = np.empty_like(dh)
