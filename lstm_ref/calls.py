@@ -217,8 +217,11 @@ class Call:
             if self.packed.unsorted_indices is not None:
                 order = np.asarray(self.packed.unsorted_indices)
                 h_n, c_n = h_n[:, order], c_n[:, order]
-            p = self.packed
-            return PackedSequence(out, p.batch_sizes, p.sorted_indices, p.unsorted_indices), (h_n, c_n)
+            packed = self.packed
+            packed_output = PackedSequence(
+                out, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices
+            )
+            return packed_output, (h_n, c_n)
         output = out.reshape(self.steps, self.batch, out.shape[-1])
         if not self.batched:
             return output[:, 0], (h_n[:, 0], c_n[:, 0])

@@ -72,6 +72,17 @@ class _Parameters:
     def _prepare(self) -> None:
         raise NotImplementedError
 
+    def _init_module(
+        self, input_size: int, hidden_size: int, bias: bool, dtype: DTypeLike, seed: int | None
+    ) -> None:
+        """The configuration LSTM and LSTMCell share (after their own checks), then parameters."""
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.bias = bias
+        self.dtype = _module_dtype(dtype)
+        self.training = True
+        self._init_parameters(seed, hidden_size)
+
     def _init_parameters(self, seed: int | None, hidden_size: int) -> None:
         self._rng = np.random.default_rng(seed)
         bound = 1.0 / math.sqrt(hidden_size) if hidden_size > 0 else 0.0  # as torch
@@ -187,17 +198,12 @@ class LSTM(_Parameters):
         stored_dropout = _check_lstm_arguments(
             input_size, hidden_size, num_layers, bias, batch_first, dropout, proj_size
         )
-        self.input_size = input_size
-        self.hidden_size = hidden_size
         self.num_layers = num_layers
-        self.bias = bias
         self.batch_first = batch_first
         self.dropout = stored_dropout
         self.bidirectional = bidirectional
         self.proj_size = proj_size
-        self.dtype = _module_dtype(dtype)
-        self.training = True
-        self._init_parameters(seed, hidden_size)
+        self._init_module(input_size, hidden_size, bias, dtype, seed)
 
     # -- parameters ---------------------------------------------------------------
 
@@ -370,12 +376,7 @@ class LSTMCell(_Parameters):
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
             if value < 0:
                 raise RuntimeError(f"LSTMCell: {name} must not be negative, got {value}")
-        self.input_size = input_size
-        self.hidden_size = hidden_size
-        self.bias = bias
-        self.dtype = _module_dtype(dtype)
-        self.training = True
-        self._init_parameters(seed, hidden_size)
+        self._init_module(input_size, hidden_size, bias, dtype, seed)
 
     def __repr__(self) -> str:
         bias = "" if self.bias is True else f", bias={self.bias}"
@@ -385,9 +386,9 @@ class LSTMCell(_Parameters):
         return cell_param_shapes(int(self.input_size), int(self.hidden_size), bool(self.bias))
 
     def _prepare(self) -> None:
-        p = self._params
+        params = self._params
         self._weights = prepare_direction(
-            p["weight_ih"], p["weight_hh"], p.get("bias_ih"), p.get("bias_hh"), None
+            params["weight_ih"], params["weight_hh"], params.get("bias_ih"), params.get("bias_hh"), None
         )
 
     @classmethod
