@@ -1,9 +1,11 @@
 """Backpropagation through time: the vector-Jacobian product of ``LSTM.forward``.
 
-``vjp(m, input, hx, grad_output, grad_h_n, grad_c_n, dropout_masks=...)`` returns
-what ``torch.autograd.grad`` returns for the same forward and the same upstream
-gradients: the gradient of the input (or of ``PackedSequence.data``), of h0 and
-c0, and of every parameter under its state_dict name.
+``vjp(call, layers, params, dropout_noise, grad_output, grad_h_n, grad_c_n)``
+returns what ``torch.autograd.grad`` returns for the same forward and the same
+upstream gradients: the gradient of the input (or of ``PackedSequence.data``), of
+h0 and c0, and of every parameter under its state_dict name.  ``LSTM.vjp``
+prepares its arguments: the normalised call (``calls.Call``), the prepared
+weights the forward runs on, the torch-named parameters and the dropout noise.
 
 How it is organised (mirrors ``functional.py``):
 
@@ -23,7 +25,7 @@ The backward depends on the forward only through ``run_stack``'s documented
 hooks (activated gates in the order i, f, o, g; per-layer outputs), not on its
 internal weight layout: it takes the torch-named parameters, reorders their gate
 blocks to i, f, o, g (``_BackwardWeights``), and ``dP`` is the gradient of the true
-pre-activation ``z`` in that order.  ``_to_torch_gate_rows`` puts weight
+pre-activation ``z`` in that order.  ``functional.to_torch_gate_order`` puts weight
 gradients back in torch's i, f, g, o order.
 
 Complex dtypes: torch's autograd returns ``J^H v`` (conjugate Wirtinger
@@ -39,28 +41,23 @@ raises ``ValueError`` there.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .functional import StepRecorder, run_stack
+from .calls import Call
+from .functional import (
+    LayerWeights,
+    StepRecorder,
+    run_stack,
+    to_prepared_gate_order,
+    to_torch_gate_order,
+)
+from .layout import param_suffix
 from .packing import PackedSequence
-
-if TYPE_CHECKING:
-    from .module import LSTM, _Call
-
-# torch's gate blocks i, f, g, o <-> the recorder's i, f, o, g: swapping the last two
-# blocks, a permutation that is its own inverse.
-_SWAP_G_O = (0, 1, 3, 2)
-
-
-def _to_torch_gate_rows(rows: np.ndarray) -> np.ndarray:
-    """(4H, ...) gate blocks i, f, o, g <-> torch's i, f, g, o (either way)."""
-    blocks = np.split(rows, 4, axis=0)
-    return np.ascontiguousarray(np.concatenate([blocks[k] for k in _SWAP_G_O], axis=0))
 
 
 @dataclass(frozen=True)
@@ -71,23 +68,23 @@ class _BackwardWeights:
     w_hr: np.ndarray | None  # (proj, H): dh_cell = dh @ w_hr
 
 
-def _backward_weights(m: LSTM) -> tuple[list[list[_BackwardWeights]], list[np.ndarray]]:
-    """Per layer and direction ``_BackwardWeights``; per layer W_ih of all directions (D*4H, F)."""
-    params = m._params
-    directions, w_ih = [], []
-    for layer in range(int(m.num_layers)):
-        sfxs = [f"_l{layer}" + ("_reverse" if d else "") for d in range(m.num_directions)]
-        directions.append(
-            [
-                _BackwardWeights(
-                    _to_torch_gate_rows(params["weight_hh" + sfx]),
-                    params["weight_hr" + sfx] if m.proj_size else None,
-                )
-                for sfx in sfxs
-            ]
-        )
-        w_ih.append(np.concatenate([_to_torch_gate_rows(params["weight_ih" + sfx]) for sfx in sfxs]))
-    return directions, w_ih
+@dataclass(frozen=True)
+class _LayerBackwardWeights:
+    directions: list[_BackwardWeights]
+    w_ih: np.ndarray  # (D*4H, F): W_ih of all directions, gates i, f, o, g: dX = dP @ w_ih
+
+
+def _backward_weights(
+    params: Mapping[str, np.ndarray], layer: int, num_directions: int
+) -> _LayerBackwardWeights:
+    """One layer's weights as the backward multiplies by them, from the torch-named parameters."""
+    suffixes = [param_suffix(layer, direction) for direction in range(num_directions)]
+    directions = [
+        _BackwardWeights(to_prepared_gate_order(params["weight_hh" + s]), params.get("weight_hr" + s))
+        for s in suffixes
+    ]
+    w_ih = np.concatenate([to_prepared_gate_order(params["weight_ih" + s]) for s in suffixes])
+    return _LayerBackwardWeights(directions, w_ih)
 
 
 # -- forward with a tape ----------------------------------------------------------
@@ -119,24 +116,25 @@ class _Forward:
     tapes: dict[tuple[int, int], _Tape]
 
 
-def _forward(m: LSTM, call: _Call, noise: list[np.ndarray] | None) -> _Forward:
-    rows, hidden, dtype = call.data.shape[0], m.hidden_size, m.dtype
+def _forward(call: Call, layers: Sequence[LayerWeights], noise: Sequence[np.ndarray] | None) -> _Forward:
+    rows, hidden, dtype = call.data.shape[0], call.c0.shape[-1], call.dtype
     tapes: dict[tuple[int, int], _Tape] = {}
 
     def record(layer: int, direction: int) -> StepRecorder:
+        projecting = layers[layer].directions[direction].w_hr_t is not None
         tape = _Tape(
             np.empty((rows, 4 * hidden), dtype),
             np.empty((rows, hidden), dtype),
-            np.empty((rows, hidden), dtype) if m.proj_size else None,
+            np.empty((rows, hidden), dtype) if projecting else None,
         )
         tapes[layer, direction] = tape
         return _recorder(tape)
 
     outputs: list[np.ndarray] = []
-    run_stack(call.data, call.batch_sizes, call.h0, call.c0, m._layers, noise, record, outputs)
+    run_stack(call.data, call.batch_sizes, call.h0, call.c0, layers, noise, record, outputs)
     inputs = [call.data]
-    for k in range(len(outputs) - 1):
-        inputs.append(outputs[k] if noise is None else outputs[k] * noise[k])
+    for index in range(len(outputs) - 1):
+        inputs.append(outputs[index] if noise is None else outputs[index] * noise[index])
     return _Forward(inputs, outputs, tapes)
 
 
@@ -168,7 +166,7 @@ def previous_rows(batch_sizes: np.ndarray, reverse: bool) -> np.ndarray:
 class _Factors:
     """Whole-sequence local derivatives of one direction (rows as the tape)."""
 
-    k: np.ndarray  # (S, 4H): dP = [dc, dc, dh_cell, dc] * k, blockwise
+    gate_scale: np.ndarray  # (S, 4H): dP = [dc, dc, dh_cell, dc] * gate_scale, blockwise
     o_dtanh: np.ndarray  # (S, H): o * (1 - tanh(c)^2), dh_cell -> dc
     f: np.ndarray  # (S, H): forget gate, dc -> dc_prev
 
@@ -177,22 +175,22 @@ def _local_factors(tape: _Tape, c_prev: np.ndarray) -> _Factors:
     hidden = tape.c.shape[1]
     gates = tape.gates
     i, f, o, g = (gates[:, j * hidden : (j + 1) * hidden] for j in range(4))
-    k = np.empty_like(gates)
-    sigmoid, k_sigmoid = gates[:, : 3 * hidden], k[:, : 3 * hidden]
-    np.subtract(1, sigmoid, out=k_sigmoid)  # sigmoid' = a(1-a)
-    k_sigmoid *= sigmoid
-    k[:, :hidden] *= g
-    k[:, hidden : 2 * hidden] *= c_prev
+    scale = np.empty_like(gates)
+    sigmoid, scale_sigmoid = gates[:, : 3 * hidden], scale[:, : 3 * hidden]
+    np.subtract(1, sigmoid, out=scale_sigmoid)  # sigmoid' = a(1-a)
+    scale_sigmoid *= sigmoid
+    scale[:, :hidden] *= g
+    scale[:, hidden : 2 * hidden] *= c_prev
     o_dtanh = np.tanh(tape.c)
-    k[:, 2 * hidden : 3 * hidden] *= o_dtanh
-    k_g = k[:, 3 * hidden :]
-    np.multiply(g, g, out=k_g)  # tanh' = 1 - g^2
-    np.subtract(1, k_g, out=k_g)
-    k_g *= i
+    scale[:, 2 * hidden : 3 * hidden] *= o_dtanh
+    scale_g = scale[:, 3 * hidden :]
+    np.multiply(g, g, out=scale_g)  # tanh' = 1 - g^2
+    np.subtract(1, scale_g, out=scale_g)
+    scale_g *= i
     np.multiply(o_dtanh, o_dtanh, out=o_dtanh)
     np.subtract(1, o_dtanh, out=o_dtanh)
     o_dtanh *= o
-    return _Factors(k, o_dtanh, f)
+    return _Factors(scale, o_dtanh, f)
 
 
 def _sweep(
@@ -216,16 +214,15 @@ def _sweep(
     d_gates4 is the same memory viewed (S, 4, H).
     d_h_out: (S, H_out) receives the gradient of each row's h, when projecting.
     """
-    hidden = dc.shape[1]
+    batch, hidden = dc.shape
     w_hh, w_hr = weights.w_hh, weights.w_hr
-    batch = dc.shape[0]
     dh_cell_buffer = np.empty((batch, hidden), dtype=dc.dtype)
     dc_buffer = np.empty((batch, hidden), dtype=dc.dtype)
     dh_buffer = np.empty_like(dh)
     offsets = np.concatenate([[0], np.cumsum(batch_sizes)])
     # the forward ran forward in time (or backward when reverse); we undo it
     steps = range(len(batch_sizes)) if reverse else range(len(batch_sizes) - 1, -1, -1)
-    k4 = factors.k.reshape(-1, 4, hidden)
+    gate_scale4 = factors.gate_scale.reshape(-1, 4, hidden)
     for t in steps:
         n = int(batch_sizes[t])
         rows = slice(int(offsets[t]), int(offsets[t]) + n)
@@ -239,7 +236,13 @@ def _sweep(
             dh_cell = dh_cell_buffer[:n]
             np.matmul(dh_out, w_hr, out=dh_cell)
         _cell_backward(
-            dh_cell, dc[:n], k4[rows], factors.o_dtanh[rows], factors.f[rows], d_gates4[rows], dc_buffer[:n]
+            dh_cell,
+            dc[:n],
+            gate_scale4[rows],
+            factors.o_dtanh[rows],
+            factors.f[rows],
+            d_gates4[rows],
+            dc_buffer[:n],
         )
         np.matmul(d_gates[rows], w_hh, out=dh[:n])
 
@@ -247,7 +250,7 @@ def _sweep(
 def _cell_backward(
     dh_cell: np.ndarray,
     dc: np.ndarray,
-    k: np.ndarray,
+    gate_scale: np.ndarray,
     o_dtanh: np.ndarray,
     f: np.ndarray,
     d_gates: np.ndarray,
@@ -256,15 +259,15 @@ def _cell_backward(
     """One step's elementwise backward, in place (the recurrent matmul is the caller's).
 
     dh_cell: (n, H) gradient of ``o*tanh(c)``; dc: (n, H) gradient of the new c on
-    entry, of the previous c on return; k, o_dtanh, f: this step's ``_Factors``
-    rows (k viewed (n, 4, H)); d_gates: (n, 4, H) receives the gate gradients.
+    entry, of the previous c on return; gate_scale, o_dtanh, f: this step's ``_Factors``
+    rows (gate_scale viewed (n, 4, H)); d_gates: (n, 4, H) receives the gate gradients.
     """
     dc_total = scratch
     np.multiply(dh_cell, o_dtanh, out=dc_total)
     dc_total += dc
-    np.multiply(k[:, :2], dc_total[:, None, :], out=d_gates[:, :2])  # i, f
-    np.multiply(k[:, 2], dh_cell, out=d_gates[:, 2])  # o
-    np.multiply(k[:, 3], dc_total, out=d_gates[:, 3])  # g
+    np.multiply(gate_scale[:, :2], dc_total[:, None, :], out=d_gates[:, :2])  # i, f
+    np.multiply(gate_scale[:, 2], dh_cell, out=d_gates[:, 2])  # o
+    np.multiply(gate_scale[:, 3], dc_total, out=d_gates[:, 3])  # g
     np.multiply(dc_total, f, out=dc)
 
 
@@ -272,7 +275,7 @@ def _cell_backward(
 
 
 def _direction_backward(
-    call: _Call,
+    call: Call,
     tape: _Tape,
     weights: _BackwardWeights,
     reverse: bool,
@@ -309,8 +312,8 @@ def _direction_backward(
         d_gates4,
         d_h_out,
     )
-    grads = {"weight_hh": _to_torch_gate_rows(d_gates.T @ h_prev)}
-    d_bias = _to_torch_gate_rows(d_gates.sum(axis=0))
+    grads = {"weight_hh": to_torch_gate_order(d_gates.T @ h_prev)}
+    d_bias = to_torch_gate_order(d_gates.sum(axis=0))
     grads["bias_ih"], grads["bias_hh"] = d_bias, d_bias.copy()
     if d_h_out is not None:
         assert tape.h_cell is not None
@@ -319,11 +322,9 @@ def _direction_backward(
 
 
 def _layer_backward(
-    m: LSTM,
-    call: _Call,
+    call: Call,
     index: int,
-    weights_by_direction: list[_BackwardWeights],
-    w_ih: np.ndarray,
+    weights: _LayerBackwardWeights,
     fwd: _Forward,
     grad_out: np.ndarray,
     d_h0: np.ndarray,
@@ -334,62 +335,64 @@ def _layer_backward(
 
     grad_out: (S, D*H_out) gradient of the layer output. d_h0, d_c0 hold the
     gradient of this layer's h_n, c_n on entry and of its h0, c0 on return.
+    Stores the layer's parameter gradients in ``grads`` (bias entries also for a
+    model without bias; ``vjp`` keeps the model's names).
     """
-    rows, hidden, h_out = call.data.shape[0], m.hidden_size, m.output_hidden_size
-    num_directions = len(weights_by_direction)
-    d_gates = np.empty((rows, num_directions * 4 * hidden), dtype=m.dtype)
+    rows, hidden, h_out = call.data.shape[0], call.c0.shape[-1], call.h0.shape[-1]
+    num_directions = len(weights.directions)
+    d_gates = np.empty((rows, num_directions * 4 * hidden), dtype=call.dtype)
     d_gates4 = d_gates.reshape(rows, num_directions, 4, hidden)
-    for direction, weights in enumerate(weights_by_direction):
-        k = index * num_directions + direction
+    for direction, direction_weights in enumerate(weights.directions):
+        state_index = index * num_directions + direction
         columns = slice(direction * h_out, (direction + 1) * h_out)
         direction_grads = _direction_backward(
             call,
             fwd.tapes[index, direction],
-            weights,
+            direction_weights,
             direction == 1,
             fwd.layer_outputs[index][:, columns],
-            call.h0[k],
-            call.c0[k],
+            call.h0[state_index],
+            call.c0[state_index],
             grad_out[:, columns],
-            d_h0[k],
-            d_c0[k],
+            d_h0[state_index],
+            d_c0[state_index],
             d_gates[:, direction * 4 * hidden : (direction + 1) * 4 * hidden],
             d_gates4[:, direction],
         )
-        sfx = f"_l{index}" + ("_reverse" if direction else "")
+        suffix = param_suffix(index, direction)
         for name, value in direction_grads.items():
-            if m.bias or not name.startswith("bias"):
-                grads[name + sfx] = value
+            grads[name + suffix] = value
     d_w_ih = d_gates.T @ fwd.layer_inputs[index]
     for direction, part in enumerate(np.split(d_w_ih, num_directions, axis=0)):
-        grads[f"weight_ih_l{index}" + ("_reverse" if direction else "")] = _to_torch_gate_rows(part)
-    d_input: np.ndarray = d_gates @ w_ih
+        grads["weight_ih" + param_suffix(index, direction)] = to_torch_gate_order(part)
+    d_input: np.ndarray = d_gates @ weights.w_ih
     return d_input
 
 
 def stack_backward(
-    m: LSTM,
-    call: _Call,
-    noise: list[np.ndarray] | None,
+    call: Call,
+    layers: Sequence[LayerWeights],
+    params: Mapping[str, np.ndarray],
+    noise: Sequence[np.ndarray] | None,
     grad_output: np.ndarray,
     d_h: np.ndarray,
     d_c: np.ndarray,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Forward with a tape, then backward through every layer (last first).
+    """Forward with a tape (on ``layers``), then backward through every layer (last first).
 
+    params: the torch-named parameters the backward multiplies by.
     grad_output: (S, D*H_out) packed rows.  d_h, d_c: gradient of h_n, c_n in
     sorted slot order on entry, of h0, c0 on return.  Returns (grad of
-    call.data, parameter grads by name).
+    call.data, parameter grads by name, bias entries also without bias).
     """
-    fwd = _forward(m, call, noise)
-    directions, w_ih = _backward_weights(m)
+    fwd = _forward(call, layers, noise)
+    num_directions = len(layers[0].directions)
     grads: dict[str, np.ndarray] = {}
     grad_layer_output = grad_output
     d_input = grad_output
-    for index in range(int(m.num_layers) - 1, -1, -1):
-        d_input = _layer_backward(
-            m, call, index, directions[index], w_ih[index], fwd, grad_layer_output, d_h, d_c, grads
-        )
+    for index in range(len(layers) - 1, -1, -1):
+        weights = _backward_weights(params, index, num_directions)
+        d_input = _layer_backward(call, index, weights, fwd, grad_layer_output, d_h, d_c, grads)
         if index > 0:
             grad_layer_output = d_input if noise is None else d_input * noise[index - 1]
     return d_input, grads
@@ -398,38 +401,29 @@ def stack_backward(
 # -- the module-level entry point -----------------------------------------------------
 
 
-def _as_grad(m: LSTM, value: ArrayLike, shape: tuple[int, ...], what: str) -> np.ndarray:
+def _as_grad(call: Call, value: ArrayLike, shape: tuple[int, ...], what: str) -> np.ndarray:
     array = np.asarray(value.data if isinstance(value, PackedSequence) else value)
     if array.shape != shape:
         raise ValueError(f"{what}: expected shape {shape} (as the forward's), got {array.shape}")
-    if array.dtype.kind == "c" and m.dtype.kind != "c":
-        raise ValueError(f"{what}: complex gradient for a {m.dtype} model")
-    return np.asarray(array, dtype=m.dtype)
+    if array.dtype.kind == "c" and call.dtype.kind != "c":
+        raise ValueError(f"{what}: complex gradient for a {call.dtype} model")
+    return np.asarray(array, dtype=call.dtype)
 
 
-def _grad_rows(m: LSTM, call: _Call, grad_output: Any) -> np.ndarray:
+def _grad_rows(call: Call, grad_output: Any, features: int) -> np.ndarray:
     """grad_output in the output's layout -> (S, D*H_out) packed time-major rows."""
-    features = m.num_directions * m.output_hidden_size
-    if call.packed is not None:
-        shape: tuple[int, ...] = (call.data.shape[0], features)
-    elif not call.batched:
-        shape = (call.steps, features)
-    elif call.batch_first:
-        shape = (call.batch, call.steps, features)
-    else:
-        shape = (call.steps, call.batch, features)
-    grad = _as_grad(m, grad_output, shape, "grad_output")
+    grad = _as_grad(call, grad_output, call.output_shape(features), "grad_output")
     if call.batch_first and call.packed is None and call.batched:
         grad = np.swapaxes(grad, 0, 1)
     return np.ascontiguousarray(grad.reshape(call.data.shape[0], features))
 
 
-def _grad_state(m: LSTM, call: _Call, value: Any, like: np.ndarray, what: str) -> np.ndarray:
+def _grad_state(call: Call, value: Any, like: np.ndarray, what: str) -> np.ndarray:
     """grad_h_n / grad_c_n (caller's layout and batch order) -> (layers*D, B, ·) sorted order."""
     if value is None:
         return np.zeros_like(like)
     shape = like.shape if call.batched else (like.shape[0], like.shape[2])
-    grad = _as_grad(m, value, shape, what)
+    grad = _as_grad(call, value, shape, what)
     if not call.batched:
         grad = grad[:, None]
     if call.packed is not None and call.packed.unsorted_indices is not None:
@@ -440,7 +434,7 @@ def _grad_state(m: LSTM, call: _Call, value: Any, like: np.ndarray, what: str) -
     return np.array(grad, copy=True)
 
 
-def _user_state(call: _Call, grad: np.ndarray) -> np.ndarray:
+def _user_state(call: Call, grad: np.ndarray) -> np.ndarray:
     """Gradient of h0/c0 in sorted slot order -> the caller's order and layout."""
     if call.packed is not None and call.packed.sorted_indices is not None:
         # forward: h0_sorted = h0_user[:, sorted]
@@ -450,7 +444,7 @@ def _user_state(call: _Call, grad: np.ndarray) -> np.ndarray:
     return grad if call.batched else grad[:, 0]
 
 
-def _user_input(call: _Call, grad: np.ndarray) -> np.ndarray:
+def _user_input(call: Call, grad: np.ndarray) -> np.ndarray:
     """Gradient of call.data -> the input's own layout."""
     if call.packed is not None:
         return grad
@@ -462,47 +456,31 @@ def _user_input(call: _Call, grad: np.ndarray) -> np.ndarray:
     return grad
 
 
-def _dropout_needs_masks(m: LSTM, call: _Call) -> bool:
-    return (
-        m.training
-        and 0 < m.dropout < 1
-        and int(m.num_layers) > 1
-        and call.data.shape[0] > 0
-        and m.dtype.kind != "c"
-    )
-
-
 def vjp(
-    m: LSTM,
-    input: Any,
-    hx: Any,
+    call: Call,
+    layers: Sequence[LayerWeights],
+    params: Mapping[str, np.ndarray],
+    dropout_noise: Sequence[np.ndarray] | None,
     grad_output: Any,
     grad_h_n: ArrayLike | None = None,
     grad_c_n: ArrayLike | None = None,
-    *,
-    dropout_masks: Sequence[ArrayLike] | None = None,
 ) -> dict[str, np.ndarray]:
-    """See ``LSTM.vjp``."""
-    from .module import _Call
+    """The VJP of ``call.run(layers, dropout_noise)``; see ``LSTM.vjp`` for the result.
 
-    call = _Call.prepare(m, input, hx)
-    if dropout_masks is None and _dropout_needs_masks(m, call):
-        raise ValueError(
-            f"vjp in training mode with dropout={m.dropout} needs dropout_masks: the gradient "
-            "depends on the masks the forward used (pass the same dropout_masks as to the "
-            "forward call, or call m.eval())"
-        )
-    noise = m._dropout_noise(call, dropout_masks)
-    complex_dtype = m.dtype.kind == "c"
-    grad_rows = _grad_rows(m, call, grad_output)
-    d_h = _grad_state(m, call, grad_h_n, call.h0, "grad_h_n")
-    d_c = _grad_state(m, call, grad_c_n, call.c0, "grad_c_n")
+    layers: the prepared weights the forward runs on; params: the same parameters under
+    torch's names, which the backward multiplies by and names its gradients after.
+    """
+    complex_dtype = call.dtype.kind == "c"
+    features = len(layers[0].directions) * call.h0.shape[-1]
+    grad_rows = _grad_rows(call, grad_output, features)
+    d_h = _grad_state(call, grad_h_n, call.h0, "grad_h_n")
+    d_c = _grad_state(call, grad_c_n, call.c0, "grad_c_n")
     if complex_dtype:  # torch returns J^H v = conj(J^T conj(v)) for this holomorphic map
         grad_rows, d_h, d_c = np.conj(grad_rows), np.conj(d_h), np.conj(d_c)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        d_input, param_grads = stack_backward(m, call, noise, grad_rows, d_h, d_c)
+        d_input, param_grads = stack_backward(call, layers, params, dropout_noise, grad_rows, d_h, d_c)
     result = {"input": _user_input(call, d_input), "h0": _user_state(call, d_h), "c0": _user_state(call, d_c)}
-    for name in m._shapes():
+    for name in params:
         result[name] = param_grads[name]
     if complex_dtype:
         result = {name: np.conj(value) for name, value in result.items()}

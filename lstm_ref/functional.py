@@ -1,5 +1,7 @@
-"""The LSTM computation as three small layers: one cell step, one direction of
-one layer, and the stack of layers and directions with dropout between them.
+"""The LSTM computation, fast, as three small layers: one cell step, one direction
+of one layer, and the stack of layers and directions with dropout between them.
+The same equations written plainly, in torch's gate order, are ``reference.py``;
+tests/test_reference.py holds the two together.
 
 Everything here works on *prepared* weights (see ``prepare_weights``) and on the
 packed, time-major layout: a batch of sequences is a 2-D array ``(S, features)``
@@ -21,14 +23,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
-# torch's gate order i, f, g, o -> prepared order i, f, o, g
-TORCH_TO_PREPARED_GATES = (0, 1, 3, 2)
+from .layout import GATES, param_suffix
 
-# record(rows, gates_ifog, c, h_cell, h) is called after each step when tracing;
-# gates are activated and in the prepared order i, f, o, g.
+# The gate order of the prepared layout (torch's is layout.GATES: i, f, g, o).
+PREPARED_GATES = ("i", "f", "o", "g")
+
+# record(rows, gates, c, h_cell, h) is called after each step when tracing;
+# gates are activated and in the prepared order PREPARED_GATES.
 StepRecorder = Callable[[slice, np.ndarray, np.ndarray, np.ndarray, np.ndarray], None]
 
 
@@ -49,10 +54,25 @@ class LayerWeights:
     bias: np.ndarray | None  # (D*4H,)
 
 
+def permute_gate_blocks(rows: np.ndarray, source: Sequence[str], target: Sequence[str]) -> np.ndarray:
+    """(4H, ...) gate blocks stacked in the order ``source`` -> stacked in the order ``target``."""
+    blocks = dict(zip(source, np.split(np.asarray(rows), 4, axis=0), strict=True))
+    return np.concatenate([blocks[gate] for gate in target], axis=0)
+
+
+def to_prepared_gate_order(rows: np.ndarray) -> np.ndarray:
+    """torch's (4H, ...) gate blocks i, f, g, o -> the prepared order i, f, o, g (no negation)."""
+    return permute_gate_blocks(rows, GATES, PREPARED_GATES)
+
+
+def to_torch_gate_order(rows: np.ndarray) -> np.ndarray:
+    """(4H, ...) gate blocks in the prepared order i, f, o, g -> torch's i, f, g, o."""
+    return permute_gate_blocks(rows, PREPARED_GATES, GATES)
+
+
 def prepare_gate_rows(rows: np.ndarray) -> np.ndarray:
     """Reorder torch's (4H, ...) gate blocks to i, f, o, g and negate the sigmoid rows."""
-    blocks = np.split(np.asarray(rows), 4, axis=0)
-    i, f, o, g = (blocks[k] for k in TORCH_TO_PREPARED_GATES)
+    i, f, o, g = np.split(to_prepared_gate_order(rows), 4, axis=0)
     return np.concatenate([-i, -f, -o, g], axis=0)
 
 
@@ -80,14 +100,14 @@ def prepare_weights(
     for layer in range(num_layers):
         directions = []
         for direction in range(num_directions):
-            sfx = f"_l{layer}" + ("_reverse" if direction else "")
+            suffix = param_suffix(layer, direction)
             directions.append(
                 prepare_direction(
-                    params["weight_ih" + sfx],
-                    params["weight_hh" + sfx],
-                    params["bias_ih" + sfx] if bias else None,
-                    params["bias_hh" + sfx] if bias else None,
-                    params["weight_hr" + sfx] if proj else None,
+                    params["weight_ih" + suffix],
+                    params["weight_hh" + suffix],
+                    params["bias_ih" + suffix] if bias else None,
+                    params["bias_hh" + suffix] if bias else None,
+                    params["weight_hr" + suffix] if proj else None,
                 )
             )
         w_ih_t = np.ascontiguousarray(np.concatenate([d.w_ih_t for d in directions], axis=1))
@@ -96,7 +116,7 @@ def prepare_weights(
     return tuple(layers)
 
 
-def lstm_cell(
+def prepared_step_in_place(
     gates: np.ndarray,
     c: np.ndarray,
     h: np.ndarray,
@@ -104,7 +124,9 @@ def lstm_cell(
     scratch: np.ndarray,
     h_cell: np.ndarray,
 ) -> None:
-    """One LSTM step, in place.
+    """One LSTM step on prepared-layout pre-activations, in place (used by ``LSTMCell``).
+
+    The plain equations, in torch's gate order, are ``reference.lstm_cell``.
 
     gates: (n, 4H) pre-activations in the prepared layout; activated in place.
     c: (n, H) cell state, updated in place to ``f*c + i*g``.
@@ -130,6 +152,84 @@ def lstm_cell(
         np.matmul(h_cell, w_hr_t, out=h)
 
 
+def cell_forward(
+    x: np.ndarray, h0: np.ndarray, c0: np.ndarray, weights: DirectionWeights
+) -> tuple[np.ndarray, np.ndarray]:
+    """One step of ``LSTMCell`` (no projection): x (N, I), h0 and c0 (N, H) -> (h1, c1)."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        gates = x @ weights.w_ih_t
+        if weights.bias is not None:
+            gates += weights.bias
+        gates += h0 @ weights.w_hh_t
+        c1 = np.array(c0, copy=True)
+        h1 = np.empty_like(c1)
+        prepared_step_in_place(gates, c1, h1, None, np.empty_like(c1), h1)
+    return h1, c1
+
+
+class _StepViews(NamedTuple):
+    """Every view one step of ``n`` active slots uses (``run_direction``'s buffers, rows :n)."""
+
+    gates: np.ndarray  # (n, 4H) pre-activations i, f, o, g, activated in place
+    sigmoid_block: np.ndarray  # i, f, o
+    o: np.ndarray
+    g: np.ndarray
+    i_f: np.ndarray  # [i | f]
+    g_c: np.ndarray  # [tanh(g) | c]
+    tanh_g: np.ndarray
+    c: np.ndarray
+    products: np.ndarray  # [i*g | f*c]
+    i_g: np.ndarray  # i*g, then tanh(c)
+    f_c: np.ndarray  # f*c
+    o_tanh_c: np.ndarray  # o*tanh(c) when projecting (h_cell)
+    h: np.ndarray  # (n, H_out) the active slots' hidden state
+
+
+class _DirectionBuffers:
+    """The work buffers of one direction, sized for all B slots, and their per-step views."""
+
+    def __init__(self, h0: np.ndarray, c0: np.ndarray, projecting: bool) -> None:
+        batch, hidden = c0.shape
+        dtype = c0.dtype
+        self.hidden = hidden
+        self.gates = np.empty((batch, 4 * hidden), dtype=dtype)
+        self.g_c = np.empty((batch, 2 * hidden), dtype=dtype)  # [tanh(g) | c]
+        self.g_c[:, hidden:] = c0
+        self.products = np.empty((batch, 2 * hidden), dtype=dtype)  # [i*g | f*c], then tanh(c) first
+        self.h_cell = np.empty((batch, hidden), dtype=dtype) if projecting else None
+        self.h = np.array(h0, copy=True)
+
+    def views(self, n: int) -> _StepViews:
+        hidden = self.hidden
+        gates, g_c, products = self.gates[:n], self.g_c[:n], self.products[:n]
+        return _StepViews(
+            gates=gates,
+            sigmoid_block=gates[:, : 3 * hidden],
+            o=gates[:, 2 * hidden : 3 * hidden],
+            g=gates[:, 3 * hidden :],
+            i_f=gates[:, : 2 * hidden],
+            g_c=g_c,
+            tanh_g=g_c[:, :hidden],
+            c=g_c[:, hidden:],
+            products=products,
+            i_g=products[:, :hidden],
+            f_c=products[:, hidden:],
+            o_tanh_c=products[:, :hidden] if self.h_cell is None else self.h_cell[:n],
+            h=self.h[:n],
+        )
+
+    def final_c(self) -> np.ndarray:
+        return np.array(self.g_c[:, self.hidden :])
+
+
+def _row_starts(sizes: list[int]) -> list[int]:
+    """The first packed row of each time step."""
+    starts = [0] * len(sizes)
+    for t in range(1, len(sizes)):
+        starts[t] = starts[t - 1] + sizes[t - 1]
+    return starts
+
+
 def run_direction(
     input_projection: np.ndarray,
     batch_sizes: np.ndarray,
@@ -151,10 +251,12 @@ def run_direction(
     ``batch_sizes[t]`` slots are active.  Running forward, finished slots keep
     their last state; running in reverse, a slot keeps h0/c0 until its own last
     step comes up.  That is exactly torch's packed semantics, and for dense input
-    (all batch sizes equal) it is the plain recurrence.
+    (all batch sizes equal) it is the plain recurrence (``reference.lstm_direction``
+    says the same thing plainly, in torch's gate order).
 
-    The loop is ``lstm_cell`` inlined, tuned for per-step Python overhead (a step
-    of a small LSTM is a dozen NumPy calls of about a microsecond each):
+    Longer than 50 lines on purpose: the loop is ``prepared_step_in_place`` inlined,
+    tuned for per-step Python overhead (a step of a small LSTM is a dozen NumPy
+    calls of about a microsecond each), so a step is one flat run of ufunc calls:
 
     * every view a step uses is made again only when the batch size changes;
     * ``tanh(g)`` is written next to ``c`` in one (B, 2H) buffer ``[tanh(g) | c]``,
@@ -165,73 +267,44 @@ def run_direction(
       in its own buffer, which also holds the finished slots' last states.
     (A BLAS gemm with beta=1, e.g. scipy's, could fold ``+ input_projection`` into
     the recurrent product; that add is about 5% of a step, not worth a dependency.)
-    The arithmetic is lstm_cell's, operation for operation (bitwise the same for
-    real dtypes; for complex, ``f*c`` vs ``c*f`` may round differently under FMA).
+    The arithmetic is prepared_step_in_place's, operation for operation (bitwise the
+    same for real dtypes; for complex, ``f*c`` vs ``c*f`` may round differently under FMA).
     """
-    batch, hidden = c0.shape
-    dtype = c0.dtype
     w_hh_t, w_hr_t = weights.w_hh_t, weights.w_hr_t
     sizes: list[int] = batch_sizes.tolist()
-    starts = [0] * len(sizes)
-    for t in range(1, len(sizes)):
-        starts[t] = starts[t - 1] + sizes[t - 1]
+    starts = _row_starts(sizes)
     dense = sizes[0] == sizes[-1]  # sizes never increase: all equal
-
-    gates = np.empty((batch, 4 * hidden), dtype=dtype)
-    g_c = np.empty((batch, 2 * hidden), dtype=dtype)  # [tanh(g) | c]
-    g_c[:, hidden:] = c0
-    products = np.empty((batch, 2 * hidden), dtype=dtype)  # [i*g | f*c], then tanh(c) in the first half
-    h_cell = None if w_hr_t is None else np.empty((batch, hidden), dtype=dtype)
-    h = np.array(h0, copy=True)
-
-    def views_for(n: int) -> tuple[np.ndarray, ...]:
-        """Every view a step of n active slots uses (made again only when n changes)."""
-        step_gates, step_g_c, step_products = gates[:n], g_c[:n], products[:n]
-        return (
-            step_gates,
-            step_gates[:, : 3 * hidden],  # sigmoid block i, f, o
-            step_gates[:, 2 * hidden : 3 * hidden],  # o
-            step_gates[:, 3 * hidden :],  # g
-            step_gates[:, : 2 * hidden],  # [i | f]
-            step_g_c,  # [tanh(g) | c]
-            step_g_c[:, :hidden],  # tanh(g)
-            step_g_c[:, hidden:],  # c
-            step_products,  # [i*g | f*c]
-            step_products[:, :hidden],  # i*g, then tanh(c)
-            step_products[:, hidden:],  # f*c
-            step_products[:, :hidden] if h_cell is None else h_cell[:n],  # o*tanh(c) when projecting
-            h[:n],
-        )
-
+    buffers = _DirectionBuffers(h0, c0, projecting=w_hr_t is not None)
     if dense:  # time-major (L, N, ·) views: row block t is step t
+        batch = c0.shape[0]
         projection_steps = input_projection.reshape(len(sizes), batch, input_projection.shape[1])
         output_steps = output.reshape(len(sizes), batch, output.shape[1])  # a view: splits axis 0 only
-    one = np.ones((), dtype=dtype)  # a 0-d array: adding a Python scalar costs a conversion per call
-    steps = range(len(sizes) - 1, -1, -1) if reverse else range(len(sizes))
-    h_prev = h_new = h
+    one = np.ones((), dtype=c0.dtype)  # a 0-d array: adding a Python scalar costs a conversion per call
+    time_steps = range(len(sizes) - 1, -1, -1) if reverse else range(len(sizes))
+    h_prev = h_new = buffers.h
     n_views = -1  # no views yet
     # ufunc outputs are positional (cheaper than out=); np.dot has less call overhead than matmul.
-    for t in steps:
+    for t in time_steps:
         n = sizes[t]
         if n != n_views:
-            step_gates, sigmoid_block, o, g, i_f, g_c_n, tanh_g, c, prods, i_g, f_c, o_tanh_c, h_n = (
-                views_for(n)
+            gates, sigmoid_block, o, g, i_f, g_c, tanh_g, c, products, i_g, f_c, o_tanh_c, h_active = (
+                buffers.views(n)
             )
             n_views = n
         if dense:
             h_prev, h_new, projection = h_new, output_steps[t], projection_steps[t]
         else:
             rows = slice(starts[t], starts[t] + n)
-            h_prev = h_new = h_n
+            h_prev = h_new = h_active
             projection = input_projection[rows]
 
-        np.dot(h_prev, w_hh_t, step_gates)
-        np.add(step_gates, projection, step_gates)
+        np.dot(h_prev, w_hh_t, gates)
+        np.add(gates, projection, gates)
         np.exp(sigmoid_block, sigmoid_block)  # rows were negated: exp(-z)
         np.add(sigmoid_block, one, sigmoid_block)
         np.reciprocal(sigmoid_block, sigmoid_block)
         np.tanh(g, tanh_g)
-        np.multiply(i_f, g_c_n, prods)  # [i*g | f*c]
+        np.multiply(i_f, g_c, products)  # [i*g | f*c]
         np.add(i_g, f_c, c)
         np.tanh(c, i_g)
         if w_hr_t is None:
@@ -243,11 +316,11 @@ def run_direction(
             output[rows] = h_new
         if record is not None:
             g[...] = tanh_g  # the recorder sees activated gates
-            h_cell_n = h_new if w_hr_t is None else o_tanh_c
-            record(slice(starts[t], starts[t] + n), step_gates, c, h_cell_n, h_new)
+            h_cell = h_new if w_hr_t is None else o_tanh_c
+            record(slice(starts[t], starts[t] + n), gates, c, h_cell, h_new)
     if dense:
-        h[...] = h_new
-    return h, np.array(g_c[:, hidden:])
+        buffers.h[...] = h_new
+    return buffers.h, buffers.final_c()
 
 
 def run_stack(
@@ -281,12 +354,12 @@ def run_stack(
         gate_width = projection.shape[1] // num_directions
         output = np.empty((data.shape[0], num_directions * h_out), dtype=h0.dtype)
         for direction, weights in enumerate(layer.directions):
-            k = index * num_directions + direction
-            h_n[k], c_n[k] = run_direction(
+            state_index = index * num_directions + direction
+            h_n[state_index], c_n[state_index] = run_direction(
                 projection[:, direction * gate_width : (direction + 1) * gate_width],
                 batch_sizes,
-                h0[k],
-                c0[k],
+                h0[state_index],
+                c0[state_index],
                 weights,
                 reverse=direction == 1,
                 output=output[:, direction * h_out : (direction + 1) * h_out],

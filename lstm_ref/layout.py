@@ -19,8 +19,8 @@ GATES = ("i", "f", "g", "o")
 
 def gate_rows(gate: str, hidden_size: int) -> slice:
     """The rows of gate ``gate`` ("i", "f", "g" or "o") in a (4H, ...) weight or (4H,) bias."""
-    k = GATES.index(gate)
-    return slice(k * hidden_size, (k + 1) * hidden_size)
+    position = GATES.index(gate)
+    return slice(position * hidden_size, (position + 1) * hidden_size)
 
 
 def param_suffix(layer: int, direction: int) -> str:
@@ -35,12 +35,12 @@ def param_names(
     names = []
     for layer in range(num_layers):
         for direction in range(2 if bidirectional else 1):
-            sfx = param_suffix(layer, direction)
-            names += ["weight_ih" + sfx, "weight_hh" + sfx]
+            suffix = param_suffix(layer, direction)
+            names += ["weight_ih" + suffix, "weight_hh" + suffix]
             if bias:
-                names += ["bias_ih" + sfx, "bias_hh" + sfx]
+                names += ["bias_ih" + suffix, "bias_hh" + suffix]
             if proj_size:
-                names.append("weight_hr" + sfx)
+                names.append("weight_hr" + suffix)
     return names
 
 
@@ -62,14 +62,14 @@ def param_shapes(
     for layer in range(num_layers):
         features = input_size if layer == 0 else d * h_out
         for direction in range(d):
-            sfx = param_suffix(layer, direction)
-            shapes["weight_ih" + sfx] = (gates, features)
-            shapes["weight_hh" + sfx] = (gates, h_out)
+            suffix = param_suffix(layer, direction)
+            shapes["weight_ih" + suffix] = (gates, features)
+            shapes["weight_hh" + suffix] = (gates, h_out)
             if bias:
-                shapes["bias_ih" + sfx] = (gates,)
-                shapes["bias_hh" + sfx] = (gates,)
+                shapes["bias_ih" + suffix] = (gates,)
+                shapes["bias_hh" + suffix] = (gates,)
             if proj_size:
-                shapes["weight_hr" + sfx] = (proj_size, hidden_size)
+                shapes["weight_hr" + suffix] = (proj_size, hidden_size)
     assert list(shapes) == param_names(num_layers, bidirectional, bias, proj_size)
     return shapes
 

@@ -1,26 +1,23 @@
-"""``LSTM`` and ``LSTMCell``: torch's constructor checks, parameters, input
-forms and errors, on top of the functional core in ``functional.py``."""
+"""``LSTM`` and ``LSTMCell``: torch's constructor checks and parameters, on top of
+``calls.py`` (one call's input forms and errors), ``functional.py`` (the computation)
+and ``backward.py`` (``LSTM.vjp``)."""
 
 from __future__ import annotations
 
 import math
 import numbers
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from .functional import (
-    LayerWeights,
-    StepRecorder,
-    lstm_cell,
-    prepare_direction,
-    prepare_weights,
-    run_stack,
-)
-from .packing import PackedSequence
+from . import backward
+from .calls import Call, prepare_cell_call
+from .functional import LayerWeights, cell_forward, prepare_direction, prepare_weights
+from .layout import cell_param_shapes, dropout_noise, param_shapes
 
 SUPPORTED_DTYPES = tuple(np.dtype(t) for t in (np.float32, np.float64, np.complex64, np.complex128))
 
@@ -59,14 +56,6 @@ def _is_integer(value: Any) -> bool:
     return isinstance(value, numbers.Integral)
 
 
-def _as_array(value: Any, what: str) -> np.ndarray:
-    if value is None:
-        raise AttributeError(f"{what} is None; expected an array")
-    if isinstance(value, PackedSequence):
-        raise TypeError(f"{what} must be an array, got a PackedSequence")
-    return np.asarray(value)
-
-
 _P = TypeVar("_P", bound="_Parameters")
 
 
@@ -82,6 +71,17 @@ class _Parameters:
 
     def _prepare(self) -> None:
         raise NotImplementedError
+
+    def _init_module(
+        self, input_size: int, hidden_size: int, bias: bool, dtype: DTypeLike, seed: int | None
+    ) -> None:
+        """The configuration LSTM and LSTMCell share (after their own checks), then parameters."""
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.bias = bias
+        self.dtype = _module_dtype(dtype)
+        self.training = True
+        self._init_parameters(seed, hidden_size)
 
     def _init_parameters(self, seed: int | None, hidden_size: int) -> None:
         self._rng = np.random.default_rng(seed)
@@ -137,6 +137,48 @@ class _Parameters:
         return self.train(False)
 
 
+def _check_lstm_arguments(
+    input_size: Any,
+    hidden_size: Any,
+    num_layers: Any,
+    bias: Any,
+    batch_first: Any,
+    dropout: Any,
+    proj_size: Any,
+) -> float:
+    """torch.nn.RNNBase.__init__'s checks: same order, same exception types, same warning.
+
+    Returns ``float(dropout)``, the value the module stores.
+    """
+    stored_dropout = float(dropout)  # torch calls float() first: None raises TypeError
+    if not isinstance(dropout, numbers.Number) or isinstance(dropout, bool) or not 0 <= dropout <= 1:  # type: ignore[operator]
+        raise ValueError(_DROPOUT_RANGE)
+    if dropout > 0 and num_layers == 1:  # type: ignore[operator]
+        warnings.warn(
+            "dropout option adds dropout after all but last recurrent layer, so non-zero "
+            "dropout expects num_layers greater than 1, but got "
+            f"dropout={dropout} and num_layers={num_layers}",
+            stacklevel=3,  # the caller of LSTM(...), as torch's
+        )
+    if not isinstance(bias, bool):
+        raise TypeError(f"bias should be of type bool, got: {type(bias).__name__}")
+    if not isinstance(batch_first, bool):
+        raise TypeError(f"batch_first should be of type bool, got: {type(batch_first).__name__}")
+    _check_int_size("input_size", input_size)
+    _check_int_size("hidden_size", hidden_size)
+    if num_layers <= 0:
+        raise ValueError("num_layers must be greater than zero")
+    if isinstance(num_layers, float):
+        raise TypeError("'float' object cannot be interpreted as an integer")
+    if proj_size < 0:
+        raise ValueError("proj_size should be a positive integer or zero to disable projections")
+    if proj_size >= hidden_size:
+        raise ValueError("proj_size has to be smaller than hidden_size")
+    if not _is_integer(proj_size) or isinstance(proj_size, bool):
+        raise TypeError(f"proj_size should be of type int, got: {type(proj_size).__name__}")
+    return stored_dropout
+
+
 class LSTM(_Parameters):
     """A NumPy ``torch.nn.LSTM``: same arguments, parameters, shapes and errors."""
 
@@ -153,44 +195,15 @@ class LSTM(_Parameters):
         dtype: DTypeLike = np.float32,
         seed: int | None = None,
     ) -> None:
-        # Same checks, same order, same exception types as torch.nn.RNNBase.__init__.
-        stored_dropout = float(dropout)  # torch calls float() first: None raises TypeError
-        if not isinstance(dropout, numbers.Number) or isinstance(dropout, bool) or not 0 <= dropout <= 1:  # type: ignore[operator]
-            raise ValueError(_DROPOUT_RANGE)
-        if dropout > 0 and num_layers == 1:  # type: ignore[operator]
-            warnings.warn(
-                "dropout option adds dropout after all but last recurrent layer, so non-zero "
-                "dropout expects num_layers greater than 1, but got "
-                f"dropout={dropout} and num_layers={num_layers}",
-                stacklevel=2,
-            )
-        if not isinstance(bias, bool):
-            raise TypeError(f"bias should be of type bool, got: {type(bias).__name__}")
-        if not isinstance(batch_first, bool):
-            raise TypeError(f"batch_first should be of type bool, got: {type(batch_first).__name__}")
-        _check_int_size("input_size", input_size)
-        _check_int_size("hidden_size", hidden_size)
-        if num_layers <= 0:
-            raise ValueError("num_layers must be greater than zero")
-        if isinstance(num_layers, float):
-            raise TypeError("'float' object cannot be interpreted as an integer")
-        if proj_size < 0:
-            raise ValueError("proj_size should be a positive integer or zero to disable projections")
-        if proj_size >= hidden_size:
-            raise ValueError("proj_size has to be smaller than hidden_size")
-        if not _is_integer(proj_size) or isinstance(proj_size, bool):
-            raise TypeError(f"proj_size should be of type int, got: {type(proj_size).__name__}")
-        self.input_size = input_size
-        self.hidden_size = hidden_size
+        stored_dropout = _check_lstm_arguments(
+            input_size, hidden_size, num_layers, bias, batch_first, dropout, proj_size
+        )
         self.num_layers = num_layers
-        self.bias = bias
         self.batch_first = batch_first
         self.dropout = stored_dropout
         self.bidirectional = bidirectional
         self.proj_size = proj_size
-        self.dtype = _module_dtype(dtype)
-        self.training = True
-        self._init_parameters(seed, hidden_size)
+        self._init_module(input_size, hidden_size, bias, dtype, seed)
 
     # -- parameters ---------------------------------------------------------------
 
@@ -204,20 +217,14 @@ class LSTM(_Parameters):
         return int(self.proj_size or self.hidden_size)
 
     def _shapes(self) -> dict[str, tuple[int, ...]]:
-        gates = 4 * int(self.hidden_size)
-        shapes: dict[str, tuple[int, ...]] = {}
-        for layer in range(int(self.num_layers)):
-            features = int(self.input_size) if layer == 0 else self.num_directions * self.output_hidden_size
-            for direction in range(self.num_directions):
-                sfx = f"_l{layer}" + ("_reverse" if direction else "")
-                shapes["weight_ih" + sfx] = (gates, features)
-                shapes["weight_hh" + sfx] = (gates, self.output_hidden_size)
-                if self.bias:
-                    shapes["bias_ih" + sfx] = (gates,)
-                    shapes["bias_hh" + sfx] = (gates,)
-                if self.proj_size:
-                    shapes["weight_hr" + sfx] = (int(self.proj_size), int(self.hidden_size))
-        return shapes
+        return param_shapes(
+            int(self.input_size),
+            int(self.hidden_size),
+            int(self.num_layers),
+            bool(self.bidirectional),
+            bool(self.bias),
+            int(self.proj_size),
+        )
 
     def _prepare(self) -> None:
         self._layers: tuple[LayerWeights, ...] = prepare_weights(
@@ -267,7 +274,8 @@ class LSTM(_Parameters):
         self, input: Any, hx: Any = None, *, dropout_masks: Sequence[ArrayLike] | None = None
     ) -> tuple[Any, tuple[np.ndarray, np.ndarray]]:
         """Same inputs and outputs as torch.nn.LSTM.forward; see README for dropout_masks."""
-        return self._run(input, hx, dropout_masks)
+        call = Call.prepare(self, input, hx)
+        return call.run(self.layer_weights, self.dropout_noise(call, dropout_masks))
 
     def vjp(
         self,
@@ -291,32 +299,40 @@ class LSTM(_Parameters):
         and several layers, ``dropout_masks`` is required (ValueError otherwise):
         the gradient depends on the masks the forward used.  See ``backward.py``.
         """
-        from .backward import vjp
-
-        return vjp(self, input, hx, grad_output, grad_h_n, grad_c_n, dropout_masks=dropout_masks)
-
-    def _run(
-        self,
-        input: Any,
-        hx: Any,
-        dropout_masks: Sequence[ArrayLike] | None,
-        record: Callable[[int, int], StepRecorder | None] | None = None,
-        layer_outputs: list[np.ndarray] | None = None,
-    ) -> tuple[Any, tuple[np.ndarray, np.ndarray]]:
-        call = _Call.prepare(self, input, hx)
-        noise = self._dropout_noise(call, dropout_masks)
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            out, h_n, c_n = run_stack(
-                call.data, call.batch_sizes, call.h0, call.c0, self._layers, noise, record, layer_outputs
+        call = Call.prepare(self, input, hx)
+        if dropout_masks is None and self._draws_dropout_masks(call):
+            raise ValueError(
+                f"vjp in training mode with dropout={self.dropout} needs dropout_masks: the gradient "
+                "depends on the masks the forward used (pass the same dropout_masks as to the "
+                "forward call, or call m.eval())"
             )
-        return call.finish(out, h_n, c_n)
+        noise = self.dropout_noise(call, dropout_masks)
+        return backward.vjp(call, self.layer_weights, self.params, noise, grad_output, grad_h_n, grad_c_n)
 
-    def _dropout_noise(self, call: _Call, masks: Sequence[ArrayLike] | None) -> list[np.ndarray] | None:
-        """The num_layers-1 multipliers ``keep/(1-p)`` torch's CPU dropout applies, or None."""
+    # -- what a call uses ---------------------------------------------------------------
+
+    @property
+    def params(self) -> Mapping[str, np.ndarray]:
+        """The parameters by torch's names, in its order: a read-only view, not copies
+        (do not modify the arrays; ``state_dict()`` gives copies)."""
+        return MappingProxyType(self._params)
+
+    @property
+    def layer_weights(self) -> tuple[LayerWeights, ...]:
+        """The parameters in ``functional``'s prepared layout, one entry per layer (made once
+        per load, read by every call)."""
+        return self._layers
+
+    def dropout_noise(self, call: Call, masks: Sequence[ArrayLike] | None) -> list[np.ndarray] | None:
+        """The num_layers-1 multipliers ``keep/(1-p)`` torch's CPU dropout applies, or None.
+
+        ``masks`` are checked against ``call`` even where no dropout applies; without masks,
+        keep-masks are drawn from the model's Generator.
+        """
         boundaries = int(self.num_layers) - 1
-        shape = (call.data.shape[0], self.num_directions * self.output_hidden_size)
+        features = self.num_directions * self.output_hidden_size
         if masks is not None:
-            masks = self._check_masks(call, masks, boundaries)
+            masks = call.check_masks(masks, boundaries, features)
         p = self.dropout
         if not self.training or p == 0 or boundaries == 0 or call.data.shape[0] == 0:
             return None
@@ -324,191 +340,22 @@ class LSTM(_Parameters):
             return [np.zeros((), dtype=self.dtype)] * boundaries
         if self.dtype.kind == "c":
             raise NotImplementedError('"bernoulli_scalar_cpu_" not implemented for complex dtypes (as torch)')
+        shape = (call.data.shape[0], features)
         if masks is None:
             keep = [self._rng.random(shape) >= p for _ in range(boundaries)]
         else:
             keep = [np.asarray(m).reshape(shape) != 0 for m in masks]
-        # torch: noise = bernoulli(1-p).div_(1-p), the scale computed in the tensor's dtype
-        scale = self.dtype.type(1) / self.dtype.type(1 - p)
-        return [k.astype(self.dtype) * scale for k in keep]
+        return [dropout_noise(k, p, self.dtype) for k in keep]
 
-    def _check_masks(self, call: _Call, masks: Sequence[ArrayLike], boundaries: int) -> list[np.ndarray]:
-        masks = list(masks)
-        if len(masks) != boundaries:
-            raise ValueError(f"dropout_masks: expected {boundaries} masks (num_layers - 1), got {len(masks)}")
-        expected = call.mask_shape(self.num_directions * self.output_hidden_size)
-        arrays = [np.asarray(m) for m in masks]
-        for k, m in enumerate(arrays):
-            if m.shape != expected:
-                raise ValueError(
-                    f"dropout_masks[{k}]: expected shape {expected} (time-major layer output), got {m.shape}"
-                )
-            if not np.all((m == 0) | (m == 1)):
-                raise ValueError(f"dropout_masks[{k}]: a keep-mask must contain only 0 and 1")
-        return arrays
-
-
-class _Call:
-    """One forward call's input, normalised to the packed time-major layout.
-
-    Checks run in torch's order so the first error reported is torch's.
-    """
-
-    data: np.ndarray  # (S, input_size) packed time-major rows
-    batch_sizes: np.ndarray
-    h0: np.ndarray  # (num_layers * D, B, H_out), sorted batch order
-    c0: np.ndarray
-
-    def __init__(self) -> None:
-        self.packed: PackedSequence | None = None
-        self.batched = True
-        self.batch_first = False
-        self.steps = 0
-        self.batch = 0
-
-    @classmethod
-    def prepare(cls, m: LSTM, input: Any, hx: Any) -> _Call:
-        call = cls()
-        h_out, layers_dirs = m.output_hidden_size, int(m.num_layers) * m.num_directions
-        if isinstance(input, PackedSequence):
-            call.packed = input
-            data = _as_array(input.data, "PackedSequence.data")
-            call.batch_sizes = _check_batch_sizes(input.batch_sizes, data)
-            call.batch = int(call.batch_sizes[0])
-            h0c0 = None if hx is None else _split_hx(hx)
-            _check_dtype(m, data, RuntimeError)  # torch: its C++ matmul fails, a RuntimeError
-            if data.ndim != 2:
-                raise RuntimeError(f"input must have 2 dimensions, got {data.ndim}")
-            _check_input_size(m, data)
-        else:
-            x = _as_array(input, "input")
-            if x.ndim not in (2, 3):
-                raise ValueError(f"LSTM: Expected input to be 2D or 3D, got {x.ndim}D instead")
-            call.batched = x.ndim == 3
-            h0c0 = None if hx is None else _split_hx(hx)
-            if h0c0 is not None:
-                want = 3 if call.batched else 2
-                if h0c0[0].ndim != want or h0c0[1].ndim != want:
-                    kind = "batched 3-D" if call.batched else "unbatched 2-D"
-                    raise RuntimeError(
-                        f"For {kind} input, hx and cx should also be {want}-D but got "
-                        f"({h0c0[0].ndim}-D, {h0c0[1].ndim}-D) tensors"
-                    )
-                if not call.batched:
-                    h0c0 = (h0c0[0][:, None], h0c0[1][:, None])
-            _check_dtype(m, x)
-            _check_input_size(m, x)
-            if not call.batched:
-                x = x[:, None]
-            elif m.batch_first:
-                call.batch_first = True
-                x = np.swapaxes(x, 0, 1)
-            call.steps, call.batch = x.shape[0], x.shape[1]
-            call.batch_sizes = np.full(call.steps, call.batch, dtype=np.int64)
-            data = x.reshape(call.steps * call.batch, x.shape[2])
-        expected_h = (layers_dirs, call.batch, h_out)
-        expected_c = (layers_dirs, call.batch, m.hidden_size)
-        if h0c0 is None:
-            call.h0 = np.zeros(expected_h, dtype=m.dtype)
-            call.c0 = np.zeros(expected_c, dtype=m.dtype)
-        else:
-            for k, (state, expected) in enumerate(zip(h0c0, (expected_h, expected_c), strict=True)):
-                if state.shape != expected:
-                    raise RuntimeError(f"Expected hidden[{k}] size {expected}, got {list(state.shape)}")
-            call.h0, call.c0 = (_state_in_dtype(m, s, k) for k, s in enumerate(h0c0))
-            if call.packed is not None and call.packed.sorted_indices is not None:
-                order = np.asarray(call.packed.sorted_indices)
-                call.h0, call.c0 = call.h0[:, order], call.c0[:, order]
-        if call.packed is None and call.steps == 0:
-            raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
-        call.data = data
-        return call
-
-    def mask_shape(self, features: int) -> tuple[int, ...]:
-        """Shape of one dropout mask: the layer output in time-major layout."""
-        if self.packed is not None:
-            return (self.data.shape[0], features)
-        if not self.batched:
-            return (self.steps, features)
-        return (self.steps, self.batch, features)
-
-    def to_layout(self, rows: np.ndarray) -> np.ndarray:
-        """(S, F) packed rows -> the time-major layout of mask_shape."""
-        return rows.reshape(self.mask_shape(rows.shape[-1]))
-
-    def finish(
-        self, out: np.ndarray, h_n: np.ndarray, c_n: np.ndarray
-    ) -> tuple[Any, tuple[np.ndarray, np.ndarray]]:
-        if self.packed is not None:
-            if self.packed.unsorted_indices is not None:
-                order = np.asarray(self.packed.unsorted_indices)
-                h_n, c_n = h_n[:, order], c_n[:, order]
-            p = self.packed
-            return PackedSequence(out, p.batch_sizes, p.sorted_indices, p.unsorted_indices), (h_n, c_n)
-        output = out.reshape(self.steps, self.batch, out.shape[-1])
-        if not self.batched:
-            return output[:, 0], (h_n[:, 0], c_n[:, 0])
-        if self.batch_first:
-            output = np.swapaxes(output, 0, 1)  # a transposed view, like torch
-        return output, (h_n, c_n)
-
-
-def _split_hx(hx: Any) -> tuple[np.ndarray, np.ndarray]:
-    """hx must be a pair (h_0, c_0); mirror torch's exception types for other shapes of it.
-
-    A single array is indexed as torch indexes a single tensor: ``hx[0]``, ``hx[1]``.
-    """
-    if isinstance(hx, np.ndarray) and hx.shape[:1] in ((), (1,)):
-        raise IndexError(f"hx must be a tuple (h_0, c_0), got a single array of shape {hx.shape}")
-    try:
-        n = len(hx)
-    except TypeError:
-        raise TypeError(f"hx must be a tuple (h_0, c_0), got {type(hx).__name__}") from None
-    if n < 2:
-        raise IndexError(f"hx must be a tuple (h_0, c_0), got {n} element(s)")
-    if n > 2:
-        raise RuntimeError(f"lstm expects two hidden states, got {n}")
-    return _as_array(hx[0], "hx[0] (h_0)"), _as_array(hx[1], "hx[1] (c_0)")
-
-
-def _check_dtype(m: LSTM, x: np.ndarray, error: type[Exception] = ValueError) -> None:
-    if x.dtype != m.dtype:
-        raise error(
-            f"RNN input dtype ({x.dtype}) does not match weight dtype ({m.dtype}). "
-            f"Convert input: input.astype(np.{m.dtype}), or convert model: LSTM(..., dtype=np.{x.dtype})"
+    def _draws_dropout_masks(self, call: Call) -> bool:
+        """Whether ``dropout_noise(call, None)`` would draw random masks."""
+        return (
+            self.training
+            and 0 < self.dropout < 1
+            and int(self.num_layers) > 1
+            and call.data.shape[0] > 0
+            and self.dtype.kind != "c"
         )
-
-
-def _check_input_size(m: LSTM, x: np.ndarray) -> None:
-    if x.shape[-1] != m.input_size:
-        raise RuntimeError(
-            f"input.size(-1) must be equal to input_size. Expected {m.input_size}, got {x.shape[-1]}"
-        )
-
-
-def _state_in_dtype(m: LSTM | LSTMCell, state: np.ndarray, k: int) -> np.ndarray:
-    # torch: h0 enters a matmul with the weights, so its dtype must match exactly; c0 is only
-    # combined elementwise and is promoted silently when narrower (or integer), fails when wider.
-    promotable = k == 1 and (state.dtype.kind in "biu" or np.can_cast(state.dtype, m.dtype, "safe"))
-    if state.dtype != m.dtype and not promotable:
-        raise RuntimeError(f"hidden[{k}] dtype {state.dtype} does not match weight dtype {m.dtype}")
-    return np.asarray(state, dtype=m.dtype)
-
-
-def _check_batch_sizes(batch_sizes: Any, data: np.ndarray) -> np.ndarray:
-    """torch does not validate packed input at all; we say what is wrong."""
-    sizes = np.asarray(batch_sizes)
-    if sizes.ndim != 1 or sizes.size == 0 or sizes.dtype.kind not in "iu":
-        raise RuntimeError(f"PackedSequence.batch_sizes must be a non-empty 1-D integer array, got {sizes!r}")
-    if sizes.min() <= 0 or np.any(np.diff(sizes) > 0):
-        raise RuntimeError(
-            f"PackedSequence.batch_sizes must be positive and non-increasing, got {sizes.tolist()}"
-        )
-    if data.ndim >= 1 and int(sizes.sum()) != data.shape[0]:
-        raise RuntimeError(
-            f"PackedSequence.data has {data.shape[0]} rows but batch_sizes add up to {int(sizes.sum())}"
-        )
-    return sizes.astype(np.int64)
 
 
 class LSTMCell(_Parameters):
@@ -529,31 +376,19 @@ class LSTMCell(_Parameters):
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
             if value < 0:
                 raise RuntimeError(f"LSTMCell: {name} must not be negative, got {value}")
-        self.input_size = input_size
-        self.hidden_size = hidden_size
-        self.bias = bias
-        self.dtype = _module_dtype(dtype)
-        self.training = True
-        self._init_parameters(seed, hidden_size)
+        self._init_module(input_size, hidden_size, bias, dtype, seed)
 
     def __repr__(self) -> str:
         bias = "" if self.bias is True else f", bias={self.bias}"
         return f"LSTMCell({self.input_size}, {self.hidden_size}{bias}, dtype={self.dtype.name})"
 
     def _shapes(self) -> dict[str, tuple[int, ...]]:
-        gates = 4 * int(self.hidden_size)
-        shapes: dict[str, tuple[int, ...]] = {
-            "weight_ih": (gates, int(self.input_size)),
-            "weight_hh": (gates, int(self.hidden_size)),
-        }
-        if self.bias:
-            shapes.update(bias_ih=(gates,), bias_hh=(gates,))
-        return shapes
+        return cell_param_shapes(int(self.input_size), int(self.hidden_size), bool(self.bias))
 
     def _prepare(self) -> None:
-        p = self._params
+        params = self._params
         self._weights = prepare_direction(
-            p["weight_ih"], p["weight_hh"], p.get("bias_ih"), p.get("bias_hh"), None
+            params["weight_ih"], params["weight_hh"], params.get("bias_ih"), params.get("bias_hh"), None
         )
 
     @classmethod
@@ -567,50 +402,6 @@ class LSTMCell(_Parameters):
         return self.forward(input, hx)
 
     def forward(self, input: ArrayLike, hx: Any = None) -> tuple[np.ndarray, np.ndarray]:
-        x = _as_array(input, "input")
-        if x.ndim not in (1, 2):
-            raise ValueError(f"LSTMCell: Expected input to be 1D or 2D, got {x.ndim}D instead")
-        states = None
-        if hx is not None:
-            if isinstance(hx, np.ndarray):
-                raise TypeError("LSTMCell: hx must be a tuple (h_0, c_0) of arrays, got a single array")
-            arrays = [_as_array(state, f"hx[{k}]") for k, state in enumerate(hx)]
-            for k, state in enumerate(arrays):
-                if state.ndim not in (1, 2):
-                    raise ValueError(f"LSTMCell: Expected hx[{k}] to be 1D or 2D, got {state.ndim}D instead")
-            if len(arrays) != 2:
-                raise RuntimeError(f"lstm_cell expects two hidden states (h_0, c_0), got {len(arrays)}")
-            states = (arrays[0], arrays[1])
-        batched = x.ndim == 2
-        x = x if batched else x[None]
-        if states is None:
-            zeros = np.zeros((x.shape[0], self.hidden_size), dtype=self.dtype)
-            states = (zeros, zeros)
-        elif not batched:
-            states = (states[0][None], states[1][None])
-        if x.dtype != self.dtype:
-            raise RuntimeError(f"LSTMCell: input dtype {x.dtype} does not match weight dtype {self.dtype}")
-        if x.shape[1] != self.input_size:
-            raise RuntimeError(
-                f"input has inconsistent input_size: got {x.shape[1]} expected {self.input_size}"
-            )
-        for k, state in enumerate(states):
-            if state.shape[0] != x.shape[0]:
-                raise RuntimeError(
-                    f"Input batch size {x.shape[0]} doesn't match hidden{k} batch size {state.shape[0]}"
-                )
-            if state.shape[1] != self.hidden_size:
-                raise RuntimeError(
-                    f"hidden{k} has inconsistent hidden_size: got {state.shape[1]}, expected {self.hidden_size}"
-                )
-        h0, c0 = (_state_in_dtype(self, s, k) for k, s in enumerate(states))
-        w = self._weights
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            gates = x @ w.w_ih_t
-            if w.bias is not None:
-                gates += w.bias
-            gates += h0 @ w.w_hh_t
-            c1 = np.array(c0, copy=True)
-            h1 = np.empty_like(c1)
-            lstm_cell(gates, c1, h1, None, np.empty_like(c1), h1)
-        return (h1, c1) if batched else (h1[0], c1[0])
+        call = prepare_cell_call(self, input, hx)
+        h1, c1 = cell_forward(call.x, call.h0, call.c0, self._weights)
+        return (h1, c1) if call.batched else (h1[0], c1[0])

@@ -69,6 +69,30 @@ def packed_lengths(batch_sizes: np.ndarray) -> np.ndarray:
     return counts.astype(np.int64)
 
 
+def _check_pack_arguments(
+    padded: np.ndarray, lengths: np.ndarray, steps: int, batch: int, enforce_sorted: bool
+) -> None:
+    """pack_padded_sequence's checks, in torch's order (its C++ _pack_padded_sequence)."""
+    if padded.size == 0:
+        raise RuntimeError("Cannot pack empty tensors.")
+    if lengths.size != batch:
+        raise RuntimeError(
+            f"Expected `len(lengths)` to be equal to batch_size, but got {lengths.size} (batch_size={batch})"
+        )
+    if enforce_sorted and np.any(np.diff(lengths) > 0):
+        raise RuntimeError(_UNSORTED_HINT)
+    if lengths.min() <= 0:
+        raise RuntimeError(
+            "Length of all samples has to be greater than 0, but found an element in 'lengths' that is <= 0"
+        )
+    # torch does not check this and packs out-of-bounds memory; we refuse.
+    if lengths.max() > steps:
+        raise RuntimeError(
+            f"pack_padded_sequence: a length of {int(lengths.max())} is longer than the "
+            f"padded sequence ({steps} steps)"
+        )
+
+
 def pack_padded_sequence(
     input: ArrayLike,
     lengths: ArrayLike,
@@ -84,26 +108,7 @@ def pack_padded_sequence(
         raise RuntimeError(f"'lengths' argument should be a 1D array, but got {lengths_arr.ndim}D")
     time_major = np.swapaxes(padded, 0, 1) if batch_first else padded
     steps, batch = time_major.shape[0], time_major.shape[1]
-    # The checks below run in torch's order (its C++ _pack_padded_sequence).
-    if padded.size == 0:
-        raise RuntimeError("Cannot pack empty tensors.")
-    if lengths_arr.size != batch:
-        raise RuntimeError(
-            f"Expected `len(lengths)` to be equal to batch_size, but got {lengths_arr.size} "
-            f"(batch_size={batch})"
-        )
-    if enforce_sorted and np.any(np.diff(lengths_arr) > 0):
-        raise RuntimeError(_UNSORTED_HINT)
-    if lengths_arr.min() <= 0:
-        raise RuntimeError(
-            "Length of all samples has to be greater than 0, but found an element in 'lengths' that is <= 0"
-        )
-    # torch does not check this and packs out-of-bounds memory; we refuse.
-    if lengths_arr.max() > steps:
-        raise RuntimeError(
-            f"pack_padded_sequence: a length of {int(lengths_arr.max())} is longer than the "
-            f"padded sequence ({steps} steps)"
-        )
+    _check_pack_arguments(padded, lengths_arr, steps, batch, enforce_sorted)
     if enforce_sorted:
         sorted_indices = None
         unsorted_indices = None

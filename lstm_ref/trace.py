@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .functional import StepRecorder
-from .module import LSTM, _Call
+from .calls import Call
+from .functional import PREPARED_GATES, StepRecorder
+from .module import LSTM
 
 
 @dataclass
@@ -50,33 +51,39 @@ def trace(m: LSTM, input: Any, hx: Any = None, *, dropout_masks: Sequence[ArrayL
     Runs the same code as ``m(...)``, so ``trace(...).output`` equals it exactly.
     (In training mode without masks, this draws fresh dropout masks, like a call.)
     """
-    rows_total: list[int] = []
-    buffers: dict[tuple[int, int], dict[str, np.ndarray]] = {}
-    hidden, h_out = m.hidden_size, m.output_hidden_size
+    call = Call.prepare(m, input, hx)
+    recorders = _Recorders(call.data.shape[0], m.hidden_size, m.output_hidden_size, m.dtype)
+    layer_outputs: list[np.ndarray] = []
+    noise = m.dropout_noise(call, dropout_masks)
+    output, (h_n, c_n) = call.run(m.layer_weights, noise, recorders.recorder, layer_outputs)
+    result = Trace(output, h_n, c_n, layer_outputs=[call.to_layout(o) for o in layer_outputs])
+    for (layer, direction), store in sorted(recorders.buffers.items()):
+        arrays = {name: call.to_layout(rows) for name, rows in store.items()}
+        result.directions.append(DirectionTrace(layer, direction, **arrays))
+    return result
 
-    def recorder(layer: int, direction: int) -> StepRecorder:
-        store = buffers.setdefault((layer, direction), {})
+
+class _Recorders:
+    """Per layer and direction, buffers of every packed row's gates and states, and the
+    ``functional.StepRecorder`` that fills them."""
+
+    def __init__(self, rows: int, hidden: int, h_out: int, dtype: np.dtype[Any]) -> None:
+        self.rows, self.hidden, self.h_out, self.dtype = rows, hidden, h_out, dtype
+        self.buffers: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+
+    def recorder(self, layer: int, direction: int) -> StepRecorder:
+        hidden = self.hidden
+        store = {
+            name: np.zeros((self.rows, hidden), self.dtype) for name in ("i", "f", "g", "o", "c", "h_cell")
+        }
+        store["h"] = np.zeros((self.rows, self.h_out), self.dtype)
+        self.buffers[layer, direction] = store
 
         def record(rows: slice, gates: np.ndarray, c: np.ndarray, h_cell: np.ndarray, h: np.ndarray) -> None:
-            if not store:
-                n_rows = rows_total[0]
-                for name in ("i", "f", "g", "o", "c", "h_cell"):
-                    store[name] = np.zeros((n_rows, hidden), dtype=m.dtype)
-                store["h"] = np.zeros((n_rows, h_out), dtype=m.dtype)
-            for k, name in enumerate(("i", "f", "o", "g")):  # prepared gate order
-                store[name][rows] = gates[:, k * hidden : (k + 1) * hidden]
+            for position, name in enumerate(PREPARED_GATES):
+                store[name][rows] = gates[:, position * hidden : (position + 1) * hidden]
             store["c"][rows] = c
             store["h_cell"][rows] = h_cell
             store["h"][rows] = h
 
         return record
-
-    call = _Call.prepare(m, input, hx)
-    rows_total.append(call.data.shape[0])
-    layer_outputs: list[np.ndarray] = []
-    output, (h_n, c_n) = m._run(input, hx, dropout_masks, recorder, layer_outputs)
-    result = Trace(output, h_n, c_n, layer_outputs=[call.to_layout(o) for o in layer_outputs])
-    for (layer, direction), store in sorted(buffers.items()):
-        arrays = {k: call.to_layout(v) for k, v in store.items()}
-        result.directions.append(DirectionTrace(layer, direction, **arrays))
-    return result

@@ -167,8 +167,8 @@ class DropoutAfterLastLayer(lstm_ref.LSTM):
 class DropoutNotScaled(lstm_ref.LSTM):
     """Drops units but forgets the 1/(1-p) scale on the kept ones."""
 
-    def _dropout_noise(self, call: Any, masks: Any) -> Any:
-        noise = super()._dropout_noise(call, masks)
+    def dropout_noise(self, call: Any, masks: Any) -> Any:
+        noise = super().dropout_noise(call, masks)
         if noise is None or self.dropout in (0, 1):
             return noise
         return [n * self.dtype.type(1 - self.dropout) for n in noise]
@@ -177,13 +177,13 @@ class DropoutNotScaled(lstm_ref.LSTM):
 class SameMaskEveryStep(lstm_ref.LSTM):
     """Draws its own dropout mask once per sequence and reuses it at every time step."""
 
-    def _dropout_noise(self, call: Any, masks: Any) -> Any:
+    def dropout_noise(self, call: Any, masks: Any) -> Any:
         if masks is not None or not self.training or self.dropout in (0, 1) or self.num_layers == 1:
-            return super()._dropout_noise(call, masks)
+            return super().dropout_noise(call, masks)
         p, width = self.dropout, self.num_directions * self.output_hidden_size
         steps, batch = len(call.batch_sizes), int(call.batch_sizes[0]) if len(call.batch_sizes) else 0
         if call.data.shape[0] != steps * batch:
-            return super()._dropout_noise(call, masks)
+            return super().dropout_noise(call, masks)
         keep = self._rng.random((1, batch, width)) >= p
         keep = np.broadcast_to(keep, (steps, batch, width)).reshape(steps * batch, width)
         return [keep.astype(self.dtype) / self.dtype.type(1 - p)] * (int(self.num_layers) - 1)

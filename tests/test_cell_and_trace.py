@@ -10,6 +10,7 @@ import pytest
 from lstm_test_utils import DTYPES, assert_close, random_array, to_numpy, torch_dtype
 
 import lstm_ref
+from lstm_ref.layout import param_suffix
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -95,11 +96,11 @@ def _input(dtype: str, form: str, seed: int = 3) -> np.ndarray:
     return random_array(rng, shape, dtype)
 
 
-def torch_steps(x: Any, h0: Any, c0: Any, sd: dict[str, Any], sfx: str, reverse: bool) -> dict[str, Any]:
+def torch_steps(x: Any, h0: Any, c0: Any, sd: dict[str, Any], suffix: str, reverse: bool) -> dict[str, Any]:
     """One direction of one layer in plain torch ops, cross-checked step by step against
     torch.nn.LSTMCell when there is no projection.  x: (T, N, F) time-major torch tensor."""
-    w_ih, w_hh, w_hr = sd[f"weight_ih{sfx}"], sd[f"weight_hh{sfx}"], sd.get(f"weight_hr{sfx}")
-    b_ih, b_hh = sd.get(f"bias_ih{sfx}"), sd.get(f"bias_hh{sfx}")
+    w_ih, w_hh, w_hr = sd[f"weight_ih{suffix}"], sd[f"weight_hh{suffix}"], sd.get(f"weight_hr{suffix}")
+    b_ih, b_hh = sd.get(f"bias_ih{suffix}"), sd.get(f"bias_hh{suffix}")
     cell = None
     if w_hr is None:
         cell = torch.nn.LSTMCell(w_ih.shape[1], w_hh.shape[1], bias=b_ih is not None, dtype=w_ih.dtype)
@@ -155,9 +156,11 @@ def test_trace_internals_match_torch_stepping(dtype: str, bidir: bool, proj: int
         for layer in range(2):
             outputs = []
             for direction in range(d):
-                k = layer * d + direction
-                sfx = f"_l{layer}" + ("_reverse" if direction else "")
-                expected = torch_steps(layer_input, t_hx[0][k], t_hx[1][k], sd, sfx, reverse=direction == 1)
+                state = layer * d + direction
+                suffix = param_suffix(layer, direction)
+                expected = torch_steps(
+                    layer_input, t_hx[0][state], t_hx[1][state], sd, suffix, reverse=direction == 1
+                )
                 actual = tr.at(layer, direction)
                 assert (actual.layer, actual.direction) == (layer, direction)
                 for name, value in expected.items():
