@@ -16,7 +16,7 @@ bias.  Negation is exact in floating point, so the pre-activation we compute is
 exactly ``-z`` and ``sigmoid(z) = 1 / (1 + exp(-z))`` costs three in-place ufunc
 calls with no temporaries.  ``b_ih + b_hh`` is folded into one bias added with
 the input projection.  These change rounding only (the order of two additions),
-well inside the tolerances documented in the README.
+well inside the tolerances documented in docs/rows.md.
 """
 
 from __future__ import annotations

@@ -273,7 +273,7 @@ class LSTM(_Parameters):
     def forward(
         self, input: Any, hx: Any = None, *, dropout_masks: Sequence[ArrayLike] | None = None
     ) -> tuple[Any, tuple[np.ndarray, np.ndarray]]:
-        """Same inputs and outputs as torch.nn.LSTM.forward; see README for dropout_masks."""
+        """Same inputs and outputs as torch.nn.LSTM.forward; dropout_masks replays given keep-masks (docs/semantics.md section 5)."""
         call = Call.prepare(self, input, hx)
         return call.run(self.layer_weights, self.dropout_noise(call, dropout_masks))
 
