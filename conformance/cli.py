@@ -11,12 +11,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from . import report, runner
+from . import provenance, report, runner
 from .fixtures import FIXTURES_DIR, main_regen
-from .impls import DEFAULT_IMPL, load_impl
+from .impls import DEFAULT_IMPL, Impl, load_impl
 from .oracles import make_oracles
+from .progress import Progress
+from .provenance import implementation_version
+from .workers import default_jobs
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,6 +64,27 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-failures", type=int, default=10, help="failure details to print (default %(default)s)"
     )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=0,
+        help="worker processes running the implementation (default: the machine's cores)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="SECONDS",
+        help="a job (one case, or one suite check) running longer fails as hung (default %(default)g)",
+    )
+    p.add_argument(
+        "--isolate",
+        choices=("shared", "case", "none"),
+        default="shared",
+        help="shared: workers run many cases (default); case: a fresh worker per case, so no verdict "
+        "depends on what ran before; none: in this process, unprotected",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress output")
     return p
 
 
@@ -101,19 +127,173 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{case.id:55} {' '.join(case.features())}")
         print(f"{len(cases)} cases")
         return 0
-    t0 = time.perf_counter()
+    return run(args, argv)
+
+
+DEFAULT_TIMEOUT_S = 600.0  # per job; a JAX port recompiling for every new model stays well inside
+
+
+def _rerun_extra(args: argparse.Namespace) -> str:
+    """The options a rerun line must carry to check the same thing again."""
+    extra = ""
+    if args.fixtures != FIXTURES_DIR:
+        extra += f" --fixtures {args.fixtures}"
+    if args.full:
+        extra += " --full"
+    if args.timeout != DEFAULT_TIMEOUT_S:
+        extra += f" --timeout {args.timeout:g}"
+    if args.isolate != "shared":
+        extra += f" --isolate {args.isolate}"
+    return extra
+
+
+def _fixture_oracle_problem(
+    oracles: list[Any],
+) -> tuple[list[Any], runner.Result | None, dict[str, str] | None]:
+    """A fixtures problem that affects every case is one failure, not one per case: the
+    fixture oracle is then dropped from the run.  Also returns the fixtures' provenance."""
+    store = next((o.store for o in oracles if o.name == "fixtures"), None)
+    if store is None:
+        return oracles, None, None
+    whole = [p for p in store.audit() if p.whole_directory]
+    if not whole:
+        return oracles, None, store.provenance()
+    message = (
+        f"FixtureError: {whole[0]} (every case needs it; `lstm-conformance regen` rewrites the fixtures)"
+    )
+    problem = runner.Result(
+        "fixtures", "fixtures:*", "fixtures", ("whole_sequence",), "fail", message=message
+    )
+    return [o for o in oracles if o.name != "fixtures"], problem, None
+
+
+@dataclass
+class Outcome:
+    results: list[runner.Result]
+    impl: Impl
+    impl_version: str
+    interrupted: bool = False
+
+
+def _in_process(args: argparse.Namespace, oracles: list[Any], progress_on: bool) -> Outcome:
+    """--isolate none: the implementation runs in this process (no protection from crashes)."""
     impl = load_impl(args.impl)
-    oracles = make_oracles(args.oracle, args.fixtures)
+    impl.rerun_extra = _rerun_extra(args)
     jobs = runner.jobs_for(impl, oracles, full=args.full, pattern=args.case)
-    if not jobs:
+    progress = Progress(len(jobs), enabled=progress_on)
+    results: list[runner.Result] = []
+    try:
+        for job in jobs:
+            done = job.run()
+            results += done
+            progress.update(any(r.status == "fail" for r in done))
+    except KeyboardInterrupt:
+        return Outcome(results, impl, "", interrupted=True)
+    finally:
+        progress.close()
+    return Outcome(results, impl, implementation_version(args.impl.split(":")[0]))
+
+
+def _in_workers(args: argparse.Namespace, oracles: list[Any], progress_on: bool) -> Outcome:
+    from .workers import Pool
+
+    extra = _rerun_extra(args)
+    pool = Pool(args.impl, extra, args.jobs or default_jobs(), args.timeout, fresh=args.isolate == "case")
+    info, problem = pool.start()
+    if info is None:
+        failure = runner.Result("import", "import", "-", ("whole_sequence",), "fail", message=problem)
+        return Outcome([failure], Impl(args.impl, _not_loaded, rerun_extra=extra), "unknown")
+    impl = Impl(args.impl, _not_loaded, info.unsupported, None, info.tolerances, extra)
+    jobs = runner.jobs_for(impl, oracles, full=args.full, pattern=args.case)
+    progress = Progress(len(jobs), enabled=progress_on)
+    run = pool.run(jobs, lambda job: job.prepare(), lambda job, done: progress.update(_failed(done)))
+    progress.close()
+    if not run.interrupted and args.isolate == "shared":
+        _recheck_alone(args, extra, jobs, run.results)
+    return Outcome(run.results, impl, info.version, run.interrupted)
+
+
+def _failed(results: list[runner.Result]) -> bool:
+    return any(r.status == "fail" for r in results)
+
+
+RECHECK_AT_MOST = 20  # failing jobs rerun alone to tell state leaks from real failures
+
+
+def _recheck_alone(
+    args: argparse.Namespace, extra: str, jobs: list[runner.Job], results: list[runner.Result]
+) -> None:
+    """A job that failed in a shared worker is rerun in a fresh one; if it passes there, its
+    failure depends on what ran before it in the same process: say so."""
+    from .workers import Pool
+
+    # a job that hung is not rerun: that would only wait for the timeout again
+    hung = {r.case for r in results if r.check == "crash" and "timed out" in r.message}
+    failing_ids = {r.case for r in results if r.status == "fail"} - hung
+    failing = [j for j in jobs if j.id in failing_ids or f"{j.task.suite}:*" in failing_ids]
+    if not failing or len(failing) > RECHECK_AT_MOST:
+        return
+    pool = Pool(args.impl, extra, args.jobs or default_jobs(), args.timeout, fresh=True)
+    if pool.start()[0] is None:
+        return
+    alone = pool.run(failing, lambda job: job.prepare(), lambda job, done: None)
+    passed_alone = {j.id for j in failing} - {r.case for r in alone.results if r.status == "fail"}
+    for r in results:
+        if r.status == "fail" and r.case in passed_alone:
+            r.message += (
+                "\n    passes when run alone in a fresh process (--isolate case): this failure depends on "
+                "what ran before it in the same process (state leaking between calls)"
+            )
+
+
+def _not_loaded(*args: Any, **kwargs: Any) -> Any:
+    raise RuntimeError("the implementation runs in worker processes, not in the parent")
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> int:
+    t0 = time.perf_counter()
+    oracles, fixture_problem, fixtures_made = _fixture_oracle_problem(
+        make_oracles(args.oracle, args.fixtures)
+    )
+    selected = len(
+        runner.select_cases(
+            args.full, args.case, any(o.name == "torch" and not o.skip_reason for o in oracles)
+        )
+    )
+    if (
+        args.case
+        and not selected
+        and not any(runner.suite_jobs(Impl(args.impl, _not_loaded), oracles, args.case))
+    ):
         print(f"no case matches --case {args.case!r}", file=sys.stderr)
         return 2
-    results = runner.run_all(jobs)
-    elapsed = time.perf_counter() - t0
-    rows = report.table(results, impl)
-    print(f"lstm-conformance: {impl.spec}")
+    print(
+        f"lstm-conformance: {args.impl} ({selected} cases selected{'' if args.case else ' by default'})",
+        flush=True,
+    )
+    progress_on = not args.quiet
+    outcome = (_in_process if args.isolate == "none" else _in_workers)(args, oracles, progress_on)
+    results = ([fixture_problem] if fixture_problem else []) + outcome.results
+    info = provenance.collect(args.impl, outcome.impl_version, fixtures_made, argv)
+    for line in provenance.header_lines(info):
+        print(line)
     for o in oracles:
         print(f"  oracle {o.name}: " + (f"skipped ({o.skip_reason})" if o.skip_reason else "on"))
+    return _report(args, argv, outcome, results, info, oracles, time.perf_counter() - t0)
+
+
+def _report(
+    args: argparse.Namespace,
+    argv: list[str],
+    outcome: Outcome,
+    results: list[runner.Result],
+    info: dict[str, Any],
+    oracles: list[Any],
+    elapsed: float,
+) -> int:
+    """The table, the failures, the verdict; the Markdown and JSON reports, always."""
+    impl = outcome.impl
+    rows = report.table(results, impl)
     print()
     print(report.format_table(rows))
     failures = list(report.iter_failures(results))
@@ -124,22 +304,27 @@ def main(argv: list[str] | None = None) -> int:
     n = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "skip")}
     n_cases = len({r.case for r in results if not r.case.startswith("errors:")})
     n_error_cases = len({r.case for r in results if r.case.startswith("errors:")})
+    verdict = "INTERRUPTED (partial results)" if outcome.interrupted else report.verdict(results, impl)
     summary = (
         f"{len(results)} checks over {n_cases} cases and {n_error_cases} error cases: {n['pass']} passed, {n['fail']} failed, "
-        f"{n['skip']} skipped in {elapsed:.1f} s -> {report.verdict(results, impl)}"
+        f"{n['skip']} skipped in {elapsed:.1f} s -> {verdict}"
     )
     print("\n" + summary)
     if args.markdown:
-        args.markdown.write_text(report.format_markdown(rows, impl, summary))
+        args.markdown.write_text(report.format_markdown(rows, impl, summary, info))
     if args.report:
         meta = {
-            "passed": not failures,
+            "passed": not failures and not outcome.interrupted,
+            "interrupted": outcome.interrupted,
             "counts": n,
             "elapsed_s": round(elapsed, 3),
             "oracles": {o.name: o.skip_reason or "on" for o in oracles},
+            "provenance": info,
             "argv": argv,
         }
         report.report_json(args.report, impl, rows, results, meta)
+    if outcome.interrupted:
+        return 130
     return 1 if failures else 0
 
 

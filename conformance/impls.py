@@ -26,6 +26,7 @@ class Impl:
     unsupported: dict[str, str] = field(default_factory=dict)  # row -> reason
     cell: Callable[..., Any] | None = None  # an LSTMCell with lstm_ref.LSTMCell's API, if any
     tolerances: dict[str, Tolerance] = field(default_factory=dict)  # dtype -> declared tolerance
+    rerun_extra: str = ""  # options every rerun line carries (--fixtures, --full, --timeout, ...)
 
 
 def import_object(spec: str, what: str) -> Any:

@@ -129,13 +129,14 @@ def format_table(rows: list[TableRow]) -> str:
     return "\n".join(lines)
 
 
-def format_markdown(rows: list[TableRow], impl: Impl, summary: str) -> str:
+def format_markdown(
+    rows: list[TableRow], impl: Impl, summary: str, provenance: dict[str, Any] | None = None
+) -> str:
     """The table as Markdown (a compliance dashboard for a README or a CI summary)."""
-    lines = [
-        f"### lstm-conformance: `{impl.spec}`",
-        "",
-        summary,
-        "",
+    lines = [f"### lstm-conformance: `{impl.spec}`", "", summary, ""]
+    if provenance:
+        lines += [", ".join(f"{k}: `{v}`" for k, v in provenance.items()), ""]
+    lines += [
         "| " + " | ".join(COLUMNS) + " |",
         "|" + "---|" * len(COLUMNS),
     ]

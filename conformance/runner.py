@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .cases import Case, all_cases, random_cases
@@ -39,12 +39,44 @@ class Result:
     default_ratio: float | None = None  # at a declared tolerance: worst error / the suite's default
 
 
-@dataclass
-class Job:
-    """One unit of work: yields Results (the pytest entry runs one per test item)."""
+@dataclass(frozen=True)
+class Task:
+    """One unit of work, as sent to a worker: a case, or a suite check (against one oracle)."""
 
     id: str
-    run: Callable[[], list[Result]]
+    case: Case | None = None
+    suite: str = ""  # a SuiteCheck's name
+    oracle: str = ""  # the suite check's oracle ("self" for none)
+    pattern: str | None = None  # --case, selecting a suite check's items
+
+    @property
+    def rows(self) -> tuple[str, ...]:
+        return self.case.features() if self.case is not None else (self.suite,)
+
+
+# What the parent (which holds the oracles) gives a task: for a case, per applicable oracle,
+# its arrays or a Result saying why there are none; for a suite check, torch's exception types
+# (or a Result saying why not).
+Payload = list[tuple[str, Arrays | Result]] | dict[str, str] | Result | None
+
+
+@dataclass
+class Job:
+    """A task with what the parent needs to run it: the oracles' side (``prepare``)."""
+
+    task: Task
+    prepare: Callable[[], Payload]
+    spec: str  # the implementation, for rerun lines
+    impl: Impl | None = None  # set for in-process runs
+
+    @property
+    def id(self) -> str:
+        return self.task.id
+
+    def run(self) -> list[Result]:
+        """In this process (the pytest entry and the project's own tests)."""
+        assert self.impl is not None
+        return [r for r in execute(self.impl, self.task, self.prepare()) if isinstance(r, Result)]
 
 
 def select_cases(full: bool, pattern: str | None, with_torch: bool) -> list[Case]:
@@ -73,7 +105,34 @@ def first_line(exc: BaseException) -> str:
 
 
 def rerun_command(impl: Impl, case_id: str, oracle: str) -> str:
-    return f"lstm-conformance --impl {impl.spec} --case {case_id} --oracle {oracle}"
+    return _rerun(impl.spec, case_id, oracle, impl.rerun_extra)
+
+
+def _rerun(spec: str, case_id: str, oracle: str, extra: str) -> str:
+    """The command that reruns one case: every option that changes what is checked included."""
+    oracle_arg = f" --oracle {oracle}" if oracle in ("fixtures", "torch") else ""
+    return f"lstm-conformance --impl {spec} --case {case_id}{oracle_arg}{extra}"
+
+
+def crash_result(task: Task, check: str, what: str, rerun_extra: str, spec: str) -> Result:
+    """A job whose worker died or hung: a failure of the check it was in, saying what happened."""
+    where = f" in check {check!r}" if check else ""
+    message = (
+        f"crashed{where}: the worker process {what}"
+        if not what.startswith(("the ", "timed", "importing"))
+        else f"crashed{where}: {what}"
+    )
+    message += "; the rest of this case's checks did not run"
+    case_id = task.id if task.case is not None else f"{task.suite}:*"
+    return Result(
+        "crash",
+        case_id,
+        task.oracle or "-",
+        task.rows,
+        "fail",
+        message=message,
+        rerun=_rerun(spec, task.id, task.oracle, rerun_extra),
+    )
 
 
 def run_check(
@@ -154,62 +213,123 @@ def _with_needs(check: CaseCheck, ctx: Context) -> Callable[[], Agreement]:
     return run
 
 
-def case_job(impl: Impl, case: Case, oracles: list[Oracle]) -> Job:
-    def run() -> list[Result]:
-        results: list[Result] = []
-        first_oracle = True
-        for oracle in oracles:
-            if not oracle.applies(case):
+def execute(impl: Impl, task: Task, payload: Payload) -> Iterator[Result | str]:
+    """Run a task against its payload, yielding each check's name as it starts (so a crash can
+    be named) and each Result."""
+    if task.case is not None:
+        yield from _execute_case(impl, task.case, payload)  # type: ignore[arg-type]
+    else:
+        yield from _execute_suite(impl, task, payload)
+
+
+def _execute_case(
+    impl: Impl, case: Case, oracle_arrays: list[tuple[str, Arrays | Result]]
+) -> Iterator[Result | str]:
+    first_oracle = True
+    for oracle, arrays in oracle_arrays:
+        if isinstance(arrays, Result):
+            yield arrays
+            continue
+        for check in case_checks():
+            if (not check.every_oracle and not first_oracle) or not check.applies(case, arrays):
                 continue
-            if oracle.skip_reason:
-                results.append(
+            yield f"{check.name} (oracle {oracle})"
+            ctx = Context(
+                impl.factory,
+                case,
+                arrays,
+                oracle,
+                cell=impl.cell,
+                declared_tol=impl.tolerances.get(case.dtype),
+            )
+            # a declared feature of the case removes every check of it, whatever row the check counts towards
+            yield run_check(
+                impl,
+                check.name,
+                case.id,
+                oracle,
+                check.counts_towards(case),
+                _with_needs(check, ctx),
+                case.features(),
+            )
+        first_oracle = False
+
+
+def _execute_suite(impl: Impl, task: Task, payload: Payload) -> Iterator[Result | str]:
+    if isinstance(payload, Result):
+        yield payload
+        return
+    check = next(c for c in suite_checks() if c.name == task.suite)
+    types = payload if isinstance(payload, dict) else {}
+    ctx = SuiteContext(impl.factory, impl.unsupported, lambda: types, impl.tolerances)
+    rows = (check.name,)
+    for item in check.items(ctx):
+        if not task.pattern or fnmatch.fnmatchcase(item.id, task.pattern):
+            yield f"{check.name} ({item.id})"
+            yield run_check(
+                impl, check.name, item.id, task.oracle, rows, item.run, (*check.needs, *item.needs)
+            )
+
+
+def _case_payload(case: Case, oracles: list[Oracle], spec: str, rerun_extra: str) -> Payload:
+    """Per applicable oracle, its arrays for the case (made here, in the parent), or a Result."""
+    payload: list[tuple[str, Arrays | Result]] = []
+    for oracle in oracles:
+        if not oracle.applies(case):
+            continue
+        if oracle.skip_reason:
+            payload.append(
+                (
+                    oracle.name,
                     Result(
                         "forward", case.id, oracle.name, case.features(), "skip", message=oracle.skip_reason
-                    )
+                    ),
                 )
-                continue
-            try:
-                arrays = with_exact_expectations(oracle.expected(case))
-            except Exception as exc:
-                message = f"{type(exc).__name__}: {exc}"
-                rerun = rerun_command(impl, case.id, oracle.name)
-                results.append(
-                    Result(
-                        "forward", case.id, oracle.name, case.features(), "fail", message=message, rerun=rerun
-                    )
-                )
-                continue
-            results += _checks_of_case(impl, case, oracle.name, arrays, first_oracle)
-            first_oracle = False
-        return results
-
-    return Job(case.id, run)
-
-
-def suite_job(impl: Impl, check: SuiteCheck, oracle: Oracle | None, pattern: str | None) -> Job:
-    oracle_name = "self" if oracle is None else oracle.name
-    rows = (check.name,)
-
-    def run() -> list[Result]:
-        if oracle is not None and oracle.skip_reason:
-            return [
-                Result(check.name, f"{check.name}:*", oracle_name, rows, "skip", message=oracle.skip_reason)
-            ]
-        torch_types = (lambda: {}) if oracle is None else oracle.error_types
-        ctx = SuiteContext(impl.factory, impl.unsupported, torch_types, impl.tolerances)
+            )
+            continue
         try:
-            items = [
-                item for item in check.items(ctx) if not pattern or fnmatch.fnmatchcase(item.id, pattern)
-            ]
+            payload.append((oracle.name, with_exact_expectations(oracle.expected(case))))
         except Exception as exc:
             message = f"{type(exc).__name__}: {exc}"
-            return [Result(check.name, f"{check.name}:*", oracle_name, rows, "fail", message=message)]
-        return [
-            run_check(impl, check.name, item.id, oracle_name, rows, item.run, (*check.needs, *item.needs))
-            for item in items
-        ]
+            rerun = _rerun(spec, case.id, oracle.name, rerun_extra)
+            payload.append(
+                (
+                    oracle.name,
+                    Result(
+                        "forward", case.id, oracle.name, case.features(), "fail", message=message, rerun=rerun
+                    ),
+                )
+            )
+    return payload
 
-    return Job(check.name if oracle is None else f"{check.name}[{oracle_name}]", run)
+
+def _suite_payload(check: SuiteCheck, oracle: Oracle | None) -> Payload:
+    if oracle is None:
+        return {}
+    if oracle.skip_reason:
+        return Result(
+            check.name, f"{check.name}:*", oracle.name, (check.name,), "skip", message=oracle.skip_reason
+        )
+    try:
+        return oracle.error_types()
+    except Exception as exc:
+        return Result(
+            check.name,
+            f"{check.name}:*",
+            oracle.name,
+            (check.name,),
+            "fail",
+            message=f"{type(exc).__name__}: {exc}",
+        )
+
+
+def case_job(impl: Impl, case: Case, oracles: list[Oracle]) -> Job:
+    return Job(
+        Task(case.id, case=case),
+        lambda: _case_payload(case, oracles, impl.spec, impl.rerun_extra),
+        impl.spec,
+        impl,
+    )
 
 
 def suite_jobs(impl: Impl, oracles: list[Oracle], pattern: str | None) -> list[Job]:
@@ -218,7 +338,14 @@ def suite_jobs(impl: Impl, oracles: list[Oracle], pattern: str | None) -> list[J
         if pattern and not any(fnmatch.fnmatchcase(item, pattern) for item in check.item_ids):
             continue
         for oracle in oracles if check.per_oracle else [None]:
-            jobs.append(suite_job(impl, check, oracle, pattern))
+            name = "self" if oracle is None else oracle.name
+            task = Task(
+                check.name if oracle is None else f"{check.name}[{name}]",
+                suite=check.name,
+                oracle=name,
+                pattern=pattern,
+            )
+            jobs.append(Job(task, lambda c=check, o=oracle: _suite_payload(c, o), impl.spec, impl))  # type: ignore[misc]
     return jobs
 
 

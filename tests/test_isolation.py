@@ -1,0 +1,155 @@
+"""A conformance run never lies: implementations that crash, exit, hang or cannot be imported,
+and damaged fixtures, all give a written table and report, the affected cases named, the other
+cases' results kept, provenance recorded, and a non-zero exit.  Everything goes through the real
+CLI in a subprocess, as a CI job runs it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.suite_helpers import ROOT, run_cli
+
+MODULE = "tests.misbehaving_impls"
+SOME_CASES = "L1-*"  # real and complex cases, quick
+
+
+def run_report(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    report, markdown = tmp_path / "report.json", tmp_path / "report.md"
+    proc = run_cli(*args, "--oracle", "fixtures", "--report", str(report), "--markdown", str(markdown))
+    assert markdown.is_file(), proc.stdout[-2000:] + proc.stderr[-2000:]
+    return proc, json.loads(report.read_text())
+
+
+# (implementation, what the crash message must say)
+CRASHES = [
+    ("SegfaultOnComplex", "the worker process was killed by SIGSEGV"),
+    (
+        "ExitZeroOnComplex",
+        "the worker process exited with code 0 (sys.exit or os._exit inside the implementation?)",
+    ),
+    ("OsExitOnComplex", "the worker process exited with code 3"),
+    ("HangsOnComplex", "timed out after 5 s (--timeout)"),
+]
+
+
+@pytest.mark.parametrize(("impl", "what"), CRASHES, ids=[c[0] for c in CRASHES])
+def test_a_crash_fails_its_cases_and_the_run_goes_on(tmp_path: Path, impl: str, what: str) -> None:
+    proc, report = run_report(tmp_path, "--impl", f"{MODULE}:{impl}", "--case", SOME_CASES, "--timeout", "5")
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    crashes = [r for r in report["results"] if r["check"] == "crash"]
+    assert crashes and all(what in r["message"] for r in crashes), crashes[:1]
+    assert {r["case"].split("-")[-2] for r in crashes} == {"c64", "c128"}  # the complex cases, and only they
+    assert all("in check 'forward (oracle fixtures)'" in r["message"] for r in crashes)
+    kept = [r for r in report["results"] if r["status"] == "pass"]
+    assert {r["case"].split("-")[-2] for r in kept} >= {"f32", "f64"}  # the other cases' results are kept
+    table = {row["feature"]: row for row in report["table"]}
+    assert table["complex64"]["status"] == "FAIL" and table["float64"]["status"] == "pass"
+    assert report["provenance"]["torch_fixtures"].startswith("2.13.0")
+    assert report["provenance"]["impl_module"] == MODULE
+    assert "-> FAIL" in proc.stdout and "rerun: lstm-conformance --impl" in proc.stdout
+
+
+def test_memory_error_is_a_failure_not_a_crash(tmp_path: Path) -> None:
+    proc, report = run_report(tmp_path, "--impl", f"{MODULE}:MemoryErrorOnComplex", "--case", SOME_CASES)
+    assert proc.returncode == 1
+    failures = [r for r in report["results"] if r["status"] == "fail"]
+    assert failures and all("raised MemoryError: bounded" in r["message"] for r in failures)
+    assert not [r for r in report["results"] if r["check"] == "crash"]
+
+
+def test_an_implementation_that_cannot_import_is_one_failure(tmp_path: Path) -> None:
+    proc, report = run_report(tmp_path, "--impl", "tests.impl_raises_at_import:LSTM")
+    assert proc.returncode == 1
+    (failure,) = report["results"]
+    assert failure["check"] == "import" and "this module fails at import" in failure["message"]
+    assert report["passed"] is False
+
+
+def test_jobs_2_gives_the_results_of_jobs_1(tmp_path: Path) -> None:
+    reports = []
+    for jobs in ("1", "2"):
+        (tmp_path / jobs).mkdir()
+        proc, report = run_report(
+            tmp_path / jobs, "--impl", f"{MODULE}:SegfaultOnComplex", "--case", "L2-*", "--jobs", jobs
+        )
+        assert proc.returncode == 1
+        reports.append(report)
+    assert reports[0]["results"] == reports[1]["results"]
+    assert reports[0]["table"] == reports[1]["table"]
+
+
+def test_state_leaking_between_calls_is_named(tmp_path: Path) -> None:
+    shared, report = run_report(
+        tmp_path, "--impl", f"{MODULE}:LeaksStateAfterComplex", "--case", "L1-*", "--jobs", "1"
+    )
+    assert shared.returncode == 1
+    leaks = [r for r in report["results"] if r["status"] == "fail"]
+    assert leaks and all(
+        "passes when run alone in a fresh process (--isolate case)" in r["message"] for r in leaks
+    )
+    (tmp_path / "alone").mkdir()
+    alone, report = run_report(
+        tmp_path / "alone",
+        "--impl",
+        f"{MODULE}:LeaksStateAfterComplex",
+        "--case",
+        "L1-*",
+        "--isolate",
+        "case",
+    )
+    assert alone.returncode == 0, alone.stdout[-2000:]
+
+
+def test_ctrl_c_writes_the_partial_report_and_exits_130(tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    cmd = [sys.executable, "-m", "conformance", "--impl", f"{MODULE}:HangsOnComplex", "--case", "L1-*"]
+    cmd += ["--oracle", "fixtures", "--jobs", "1", "--report", str(report)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(8)  # the worker is now stuck in a complex case
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out[-2000:] + err[-2000:]
+    data = json.loads(report.read_text())
+    assert data["interrupted"] is True and data["passed"] is False
+    assert "INTERRUPTED (partial results)" in out
+    assert any(r["status"] == "pass" for r in data["results"])
+
+
+# -- damaged fixtures: a run exits 1 naming the file; a whole-directory problem is said once ----------
+
+
+@pytest.fixture
+def fixtures_copy(tmp_path: Path) -> Path:
+    copy = tmp_path / "fixtures"
+    shutil.copytree(ROOT / "fixtures", copy)
+    return copy
+
+
+def test_a_corrupt_fixture_fails_its_case_naming_the_file(tmp_path: Path, fixtures_copy: Path) -> None:
+    target = fixtures_copy / "cases" / "L1-uni-batched-nohx-f32-eval.npz"
+    blob = bytearray(target.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    target.write_bytes(bytes(blob))
+    proc, report = run_report(tmp_path, "--fixtures", str(fixtures_copy), "--case", "L1-uni-batched-*")
+    assert proc.returncode == 1
+    failure = next(r for r in report["results"] if r["status"] == "fail")
+    assert str(target) in failure["message"] and "sha256" in failure["message"]
+    assert f"--fixtures {fixtures_copy}" in failure["rerun"]
+
+
+def test_a_broken_manifest_is_reported_once(tmp_path: Path, fixtures_copy: Path) -> None:
+    (fixtures_copy / "manifest.json").write_text("{ not json")
+    proc, report = run_report(tmp_path, "--fixtures", str(fixtures_copy))
+    assert proc.returncode == 1
+    failures = [r for r in report["results"] if r["status"] == "fail"]
+    assert len(failures) == 1 and "manifest.json" in failures[0]["message"], failures[:3]
+    assert proc.stdout.count("manifest.json") <= 3
