@@ -44,12 +44,16 @@ class ModelConfig(CellConfig, Protocol):
 
 
 def as_array(value: Any, what: str) -> np.ndarray:
-    """``value`` as an ndarray; None and a PackedSequence are errors (``what`` names the argument)."""
+    """``value`` as an ndarray; None, a PackedSequence and non-numeric (object, string) arrays
+    are errors, of torch's types (``what`` names the argument)."""
     if value is None:
         raise AttributeError(f"{what} is None; expected an array")
     if isinstance(value, PackedSequence):
         raise TypeError(f"{what} must be an array, got a PackedSequence")
-    return np.asarray(value)
+    array = np.asarray(value)
+    if array.dtype.kind in "OUSV":  # torch cannot make a tensor of these: TypeError
+        raise TypeError(f"{what}: can't use an array of dtype {array.dtype}; expected a numeric dtype")
+    return array
 
 
 def state_in_dtype(dtype: np.dtype[Any], state: np.ndarray, index: int) -> np.ndarray:
@@ -113,6 +117,10 @@ class Call:
         return states
 
     def _read_dense(self, model: ModelConfig, input: Any, hx: Any) -> tuple[np.ndarray, np.ndarray] | None:
+        if not isinstance(input, np.ndarray):  # torch: input.dim() on a list, an AttributeError
+            raise AttributeError(
+                f"input must be a numpy.ndarray or a PackedSequence, got {type(input).__name__}"
+            )
         x = as_array(input, "input")
         if x.ndim not in (2, 3):
             raise ValueError(f"LSTM: Expected input to be 2D or 3D, got {x.ndim}D instead")
@@ -126,6 +134,8 @@ class Call:
                     f"For {kind} input, hx and cx should also be {want}-D but got "
                     f"({states[0].ndim}-D, {states[1].ndim}-D) tensors"
                 )
+            if isinstance(hx, np.ndarray):  # torch indexes a single tensor, then _VF.lstm refuses it
+                raise TypeError(f"hx must be a tuple (h_0, c_0), got a single array of shape {hx.shape}")
             if not self.batched:
                 states = (states[0][:, None], states[1][:, None])
         _check_dtype(model, x)

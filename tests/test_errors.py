@@ -252,6 +252,17 @@ FORWARD = [
     Bad("hx single array (2 layers)", fwd(X, z(2, 2, 4), 3, 4, 2), ("3-D",)),
     Bad("hx single array (3 rows)", fwd(X, z(3, 2, 4), 3, 4, 3)),
     Bad("unbatched input, hx single 2-D array", fwd(z(5, 3), z(2, 4)), SAME),
+    Bad("hx single 4-D array (two states stacked)", fwd(X, z(2, 1, 2, 4)), ("(h_0, c_0)", "single array")),
+    Bad(
+        "input a nested list",
+        lambda lib: lib.model(3, 4)(z(5, 2, 3).tolist(), None),
+        ("numpy.ndarray", "list"),
+    ),
+    Bad(
+        "input an object array",
+        lambda lib: lib.model(3, 4)(lib.arr(z(5, 2, 3, dtype="object")), None),
+        ("object",),
+    ),
     Bad("hx 1-tuple", fwd(X, (H0,)), ("(h_0, c_0)",)),
     Bad("hx 3-tuple", fwd(X, (H0, C0, C0)), ("two hidden states",)),
     Bad("hx (h0, None)", fwd(X, (H0, None)), ("None",)),
