@@ -26,6 +26,7 @@ import importlib
 import io
 import json
 import os
+import platform
 import re
 import sys
 import tempfile
@@ -94,7 +95,13 @@ def run_cli(argv: list[str], report: bool = True) -> Run:
             rc = cli.main([*argv, *extra])
         data = json.loads(Path(tmp, "r.json").read_text()) if report else {}
         markdown = Path(tmp, "r.md").read_text() if report else ""
-    return Run(rc, out.getvalue(), data, markdown)
+    return Run(rc, _machine_free(out.getvalue(), extra), data, _machine_free(markdown, extra))
+
+
+def _machine_free(text: str, extra: list[str]) -> str:
+    """The provenance lines without what differs between machines and runs: the platform
+    string and the temporary report paths this generator adds."""
+    return text.replace(" " + " ".join(extra), "").replace(platform.platform(), "<platform>")
 
 
 # -- the blocks --------------------------------------------------------------------------------------

@@ -150,14 +150,22 @@ class Pool:
         self, jobs: list[Job], payload: Callable[[Job], Payload], on_done: Callable[[Job, list[Result]], None]
     ) -> PoolRun:
         pending = deque(enumerate(jobs))
+        prepared: deque[tuple[int, Job, Payload]] = deque()  # oracle work done ahead, while workers run
         by_job: dict[int, list[Result]] = {}
         outcome = PoolRun()
         try:
-            while pending or self.busy:
-                while pending and len(self.busy) < self.size:
-                    index, job = pending.popleft()
+            while pending or prepared or self.busy:
+                while (pending or prepared) and len(self.busy) < self.size:
+                    if not prepared:
+                        index, job = pending.popleft()
+                        prepared.append((index, job, payload(job)))
+                    index, job, data = prepared.popleft()
                     by_job[index] = []
-                    self._send(index, job, payload(job), by_job, on_done)
+                    self._send(index, job, data, by_job, on_done)
+                if pending and len(prepared) < self.size and not self._any_ready():
+                    index, job = pending.popleft()
+                    prepared.append((index, job, payload(job)))
+                    continue
                 self._collect(by_job, on_done)
         except KeyboardInterrupt:
             outcome.interrupted = True
@@ -206,6 +214,9 @@ class Pool:
         self.busy.remove(worker)
         worker.kill()
         on_done(job, by_job[index])
+
+    def _any_ready(self) -> bool:
+        return bool(multiprocessing.connection.wait([w.conn for w in self.busy], timeout=0))
 
     def _collect(self, by_job: dict[int, list[Result]], on_done: Callable[[Job, list[Result]], None]) -> None:
         now = time.monotonic()
