@@ -367,7 +367,9 @@ def matrix_cases(full: bool = False) -> list[Case]:
 
 
 def named_cases() -> list[Case]:
-    """Probes, dropout corner cases and numerical edges, on top of the option matrix."""
+    """Probes, dropout corner cases and numerical edges, on top of the option matrix.
+
+    (Long because it is data: one declared case per entry.)"""
     cases: list[Case] = []
     for probe in ("gate_i", "gate_f", "gate_g", "gate_o", "bias_ih_only", "bias_hh_only"):
         cases.append(Case(name=f"probe-{probe}", probe=probe, hx=True, batch=2))

@@ -16,15 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from . import provenance, report, runner
-from .fixtures import FIXTURES_DIR, main_regen
+from .fixtures import FIXTURES_DIR
 from .impls import DEFAULT_IMPL, Impl, load_impl
 from .oracles import make_oracles
 from .progress import Progress
 from .provenance import implementation_version
+from .regen import main_regen
 from .workers import default_jobs
 
 
 def _parser() -> argparse.ArgumentParser:
+    """The options (long because it is a declaration: one entry per option)."""
     p = argparse.ArgumentParser(
         prog="lstm-conformance",
         description="Check an LSTM implementation against torch.nn.LSTM (golden fixtures and, "
@@ -252,6 +254,12 @@ def _not_loaded(*args: Any, **kwargs: Any) -> Any:
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     t0 = time.perf_counter()
+    if args.impl == "torch":
+        from .torch_oracle import torch_available
+
+        if torch_available():  # checked here too: the workers are other processes
+            print(f"--impl torch: {torch_available()}", file=sys.stderr)
+            return 2
     oracles, fixture_problem, fixtures_made = _fixture_oracle_problem(
         make_oracles(args.oracle, args.fixtures)
     )

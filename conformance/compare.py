@@ -131,6 +131,31 @@ def check_form(
     return actual
 
 
+def _check_nan_inf_pattern(a: np.ndarray, e: np.ndarray, what: str, layout: Layout) -> np.ndarray:
+    """NaN must meet NaN and an infinity the same infinity; returns where ``e`` is finite."""
+    a128, e128 = a.astype(np.complex128), e.astype(np.complex128)
+    nan_e = np.isnan(e128)
+    with np.errstate(invalid="ignore", over="ignore"):
+        inf_e = np.isinf(e128) & ~nan_e
+        pattern = (np.isnan(a128) != nan_e) | (inf_e & (a128 != e128))
+    if np.any(pattern):
+        ix = _first_bad(pattern, layout)
+        raise Divergence(
+            f"{what}: NaN/Inf pattern differs first at {layout.describe(ix)}: "
+            f"got {a[ix]}, expected {e[ix]} ({int(pattern.sum())} elements differ)",
+            float("inf"),
+            float("inf"),
+        )
+    finite: np.ndarray = ~nan_e & ~inf_e
+    return finite
+
+
+def _ratio(diff: np.ndarray, magnitude: np.ndarray, finite: np.ndarray, tol: Tolerance) -> np.ndarray:
+    """Each element's error as a fraction of its bound ``atol + rtol * |expected|``."""
+    ratio: np.ndarray = diff / np.where(finite, tol.atol + tol.rtol * magnitude, 1.0)
+    return ratio
+
+
 def compare(
     actual: object,
     expected: np.ndarray,
@@ -143,46 +168,27 @@ def compare(
 
     ``dtype``: the dtype ``actual`` must have, when ``expected`` is held wider (the exact
     64-bit answer of a 32-bit case)."""
-    tol_txt = f"{'declared ' if tol.default else ''}tolerance {tol}"
     e = np.asarray(expected)
     a = check_form(what, actual, e, dtype=dtype)
     if a.size == 0:
         return Agreement()
-    a128, e128 = a.astype(np.complex128), e.astype(np.complex128)
-    default_ratio = None
-    nan_a, nan_e = np.isnan(a128), np.isnan(e128)
+    finite = _check_nan_inf_pattern(a, e, what, layout)
     with np.errstate(invalid="ignore", over="ignore"):
-        inf_e = np.isinf(e128) & ~nan_e
-        pattern = (nan_a != nan_e) | (inf_e & (a128 != e128))
-        if np.any(pattern):
-            ix = _first_bad(pattern, layout)
-            raise Divergence(
-                f"{what}: NaN/Inf pattern differs first at {layout.describe(ix)}: "
-                f"got {a[ix]}, expected {e[ix]} ({int(pattern.sum())} elements differ)",
-                float("inf"),
-                float("inf"),
-            )
-        finite = ~nan_e & ~inf_e
-        diff = np.where(finite, np.abs(a128 - e128), 0.0).real
-        if np.any(~np.isfinite(diff)):  # actual inf where expected finite
-            diff = np.where(np.isfinite(diff), diff, np.inf)
-        magnitude = np.abs(np.where(finite, e128, 0)).real
-        ratio = diff / np.where(finite, tol.atol + tol.rtol * magnitude, 1.0)
-        if tol.default is not None:
-            default = tol.default
-            default_ratio = float(
-                (diff / np.where(finite, default.atol + default.rtol * magnitude, 1.0)).max()
-            )
+        diff = np.where(finite, np.abs(a.astype(np.complex128) - e.astype(np.complex128)), 0.0).real
+        diff = np.where(np.isfinite(diff), diff, np.inf)  # actual inf where expected finite
+        magnitude = np.abs(np.where(finite, e.astype(np.complex128), 0)).real
+        ratio = _ratio(diff, magnitude, finite, tol)
+        default_ratio = (
+            None if tol.default is None else float(_ratio(diff, magnitude, finite, tol.default).max())
+        )
+        rel = np.where(finite & (magnitude > 0), diff / np.where(magnitude > 0, magnitude, 1), 0)
     max_abs, worst = float(diff.max()), float(ratio.max())
     if worst > 1:
         ix = _first_bad(ratio > 1, layout)
-        mag = np.abs(e128).real
-        with np.errstate(over="ignore", invalid="ignore"):
-            rel = np.where(mag > 0, diff / np.where(mag > 0, mag, 1), 0)
         raise Divergence(
             f"{what} diverges first at {layout.describe(ix)}: got {a[ix]}, expected {e[ix]}; "
-            f"over the tensor max abs err {max_abs:.3e}, max rel err {float(np.where(finite, rel, 0).max()):.3e}, "
-            f"{int((ratio > 1).sum())}/{ratio.size} elements beyond {tol_txt}",
+            f"over the tensor max abs err {max_abs:.3e}, max rel err {float(rel.max()):.3e}, "
+            f"{int((ratio > 1).sum())}/{ratio.size} elements beyond {'declared ' if tol.default else ''}tolerance {tol}",
             max_abs,
             worst,
         )

@@ -185,49 +185,44 @@ class Command:
                     f"exec {self.text!r}: {op} request ran past {self.timeout:g} s"
                 ) from None
             stderr = proc.stderr.decode(errors="replace").strip()[-500:]
-            error_file = directory / "error.json"
-            if error_file.is_file():
-                try:
-                    error = json.loads(error_file.read_text())
-                except ValueError as exc:
-                    raise ExecCommandFailed(
-                        f"exec {self.text!r}: {op}: unreadable error.json ({exc})"
-                    ) from None
-                raise _exception(error)
-            if proc.returncode != 0:
-                how = (
-                    f"killed by signal {-proc.returncode}"
-                    if proc.returncode < 0
-                    else f"exit status {proc.returncode}"
-                )
-                raise ExecCommandFailed(
-                    f"exec {self.text!r}: {op} request failed ({how}) without error.json"
-                    + (f"; stderr: {stderr}" if stderr else "")
-                )
-            response: dict[str, Any] = {}
-            if (directory / "response.json").is_file():
-                try:
-                    response = json.loads((directory / "response.json").read_text())
-                except ValueError as exc:
-                    raise ExecCommandFailed(
-                        f"exec {self.text!r}: {op}: unreadable response.json ({exc})"
-                    ) from None
-            names = [*want, *response.get("parameters", [])] if isinstance(response, dict) else list(want)
-            out: dict[str, np.ndarray] = {}
-            for name in names:
-                path = directory / f"{name}.npy"
-                if not path.is_file():
-                    raise ExecCommandFailed(
-                        f"exec {self.text!r}: {op} request exited 0 but wrote no {path.name}"
-                        + (f"; stderr: {stderr}" if stderr else "")
-                    )
-                try:
-                    out[name] = np.load(path, allow_pickle=False)
-                except Exception as exc:
-                    raise ExecCommandFailed(
-                        f"exec {self.text!r}: {op}: unreadable {path.name} ({exc})"
-                    ) from None
-            return response, out
+            self._raise_reported_error(directory, op, proc.returncode, stderr)
+            response = self._read_json(directory / "response.json", op)
+            names = [*want, *response.get("parameters", [])]
+            return response, {name: self._read_npy(directory / f"{name}.npy", op, stderr) for name in names}
+
+    def _raise_reported_error(self, directory: Path, op: str, returncode: int, stderr: str) -> None:
+        """The exception of error.json, whatever the exit status; or a failure that names the
+        exit status or signal when the command failed without one."""
+        error_file = directory / "error.json"
+        if error_file.is_file():
+            raise _exception(self._read_json(error_file, op))
+        if returncode != 0:
+            how = f"killed by signal {-returncode}" if returncode < 0 else f"exit status {returncode}"
+            raise ExecCommandFailed(
+                f"exec {self.text!r}: {op} request failed ({how}) without error.json"
+                + (f"; stderr: {stderr}" if stderr else "")
+            )
+
+    def _read_json(self, path: Path, op: str) -> dict[str, Any]:
+        if not path.is_file():
+            return {}
+        try:
+            value = json.loads(path.read_text())
+        except ValueError as exc:
+            raise ExecCommandFailed(f"exec {self.text!r}: {op}: unreadable {path.name} ({exc})") from None
+        return value if isinstance(value, dict) else {}
+
+    def _read_npy(self, path: Path, op: str, stderr: str) -> np.ndarray:
+        if not path.is_file():
+            raise ExecCommandFailed(
+                f"exec {self.text!r}: {op} request exited 0 but wrote no {path.name}"
+                + (f"; stderr: {stderr}" if stderr else "")
+            )
+        try:
+            array: np.ndarray = np.load(path, allow_pickle=False)
+        except Exception as exc:
+            raise ExecCommandFailed(f"exec {self.text!r}: {op}: unreadable {path.name} ({exc})") from None
+        return array
 
 
 # -- the factory -------------------------------------------------------------------------------------

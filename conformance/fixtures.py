@@ -12,22 +12,18 @@ of the same directory fails at once) and removes temp files an interrupted regen
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
 import os
-import platform
 import sys
 import tempfile
 import zipfile
-from collections import Counter
-from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple, TextIO
+from typing import Any, NamedTuple
 
 if sys.platform != "win32":
-    import fcntl
+    pass
 
 import numpy as np
 
@@ -134,65 +130,7 @@ def case_file(case_id: str) -> str:
     return f"cases/{case_id}.npz"
 
 
-def versions() -> dict[str, str]:
-    import torch
-
-    return {
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-    }
-
-
-def build(cases: Iterable[Case], error_types: dict[str, str]) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """Generate every fixture in memory: (manifest, {relative path: bytes})."""
-    from .rows import array_producers
-    from .torch_oracle import expected_from_torch
-
-    producers = array_producers()
-    files: dict[str, bytes] = {}
-    entries: dict[str, Any] = {}
-    for case in cases:
-        arrays = expected_from_torch(case, producers)
-        blob = npz_bytes(arrays)
-        rel = case_file(case.id)
-        files[rel] = blob
-        entries[case.id] = {
-            "case": case.to_json(),
-            "seed": case.seed,
-            "dtype": case.dtype,
-            "file": rel,
-            "sha256": sha256(blob),
-            "arrays": {k: [list(v.shape), str(v.dtype)] for k, v in arrays.items()},
-        }
-    manifest = {
-        "format": FORMAT,
-        "generated_by": REGEN_COMMAND,
-        "versions": versions(),
-        "note": "Arrays: w.<param> weights in torch order; x input (padded time-major if packed); "
-        "h0/c0; lengths, packed_data, batch_sizes, sorted/unsorted_indices; mask_<k> dropout keep "
-        "masks (time-major, bool); output (packed: data), h_n, c_n; layer_<k>_output; "
-        "stepwise_*; error (exception type name); grad_*/dout_* reserved for gradients.",
-        "errors": error_types,
-        "cases": entries,
-    }
-    files[MANIFEST] = (json.dumps(manifest, indent=1) + "\n").encode()
-    return manifest, files
-
-
-def write(directory: Path, files: dict[str, bytes]) -> None:
-    for rel, blob in files.items():
-        if rel != MANIFEST:
-            atomic_write(directory / rel, blob)
-    atomic_write(directory / MANIFEST, files[MANIFEST])  # last: points at complete files
-    keep = {directory / rel for rel in files}
-    for stale in (directory / "cases").glob("*.npz"):
-        if stale not in keep:
-            stale.unlink()
-
-
-def _why(exc: OSError) -> str:
+def why(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
@@ -204,7 +142,7 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise _ManifestError(path, f"unreadable manifest ({_why(exc)})") from exc
+        raise _ManifestError(path, f"unreadable manifest ({why(exc)})") from exc
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
         raise _ManifestError(path, f"unreadable manifest: not JSON ({exc}; {hint})") from exc
     if not isinstance(manifest, dict):
@@ -288,55 +226,59 @@ class FixtureStore:
 
         A problem that makes every case unusable (``Problem.whole_directory``) is returned alone;
         otherwise one :class:`Problem` per bad file, sorted by path. [] when all is sound."""
+        whole = self._directory_problem()
+        if whole is not None:
+            return [whole]
+        problems: list[Problem] = []
+        for case_id, entry in self.manifest["cases"].items():
+            problem = self._file_problem(case_id, entry)
+            if problem is not None:
+                problems.append(problem)
+        return sorted(problems + self._extra_files(), key=lambda p: str(p.path))
+
+    def _directory_problem(self) -> Problem | None:
+        """A missing, non-directory or empty fixtures directory, or an unusable manifest."""
         d = self.directory
         if not d.exists():
-            return [Problem("directory", d, "fixtures directory does not exist (check --fixtures)")]
+            return Problem("directory", d, "fixtures directory does not exist (check --fixtures)")
         if not d.is_dir():
-            return [Problem("directory", d, "not a directory (check --fixtures)")]
+            return Problem("directory", d, "not a directory (check --fixtures)")
         try:
-            manifest = self.manifest
+            _ = self.manifest  # reads and checks it once
         except _ManifestError as exc:
             try:
                 empty = not exc.path.exists() and not any((d / "cases").glob("*.npz"))
             except OSError:
                 empty = False
             if empty:
-                return [
-                    Problem(
-                        "directory",
-                        d,
-                        f"fixtures directory is empty (no {MANIFEST}, no cases/*.npz; "
-                        f"check --fixtures, or run `{REGEN_COMMAND}` to create it)",
-                    )
-                ]
-            return [Problem("manifest", exc.path, exc.detail)]
-        problems: list[Problem] = []
-        listed: set[Path] = set()
-        for case_id, entry in manifest["cases"].items():
-            path = d / entry["file"]
-            listed.add(path)
-            try:
-                blob = path.read_bytes()
-            except FileNotFoundError:
-                problems.append(Problem("missing", path, f"missing (listed in {MANIFEST} for {case_id!r})"))
-                continue
-            except OSError as exc:
-                problems.append(Problem("corrupt", path, f"unreadable ({_why(exc)})"))
-                continue
-            detail = _blob_problem(blob, entry, str(path), arrays=False)
-            if detail:
-                problems.append(Problem("corrupt", path, detail))
-        try:
-            on_disk = sorted((d / "cases").glob("*.npz"))
-        except OSError as exc:
-            on_disk = []
-            problems.append(Problem("directory", d / "cases", f"cannot list ({_why(exc)})"))
-        for path in on_disk:
-            if path not in listed:
-                problems.append(
-                    Problem("extra", path, f"not listed in {MANIFEST} (stray file or removed case)")
+                detail = (
+                    f"fixtures directory is empty (no {MANIFEST}, no cases/*.npz; "
+                    f"check --fixtures, or run `{REGEN_COMMAND}` to create it)"
                 )
-        return sorted(problems, key=lambda p: str(p.path))
+                return Problem("directory", d, detail)
+            return Problem("manifest", exc.path, exc.detail)
+        return None
+
+    def _file_problem(self, case_id: str, entry: dict[str, Any]) -> Problem | None:
+        path = self.directory / entry["file"]
+        try:
+            blob = path.read_bytes()
+        except FileNotFoundError:
+            return Problem("missing", path, f"missing (listed in {MANIFEST} for {case_id!r})")
+        except OSError as exc:
+            return Problem("corrupt", path, f"unreadable ({why(exc)})")
+        detail = _blob_problem(blob, entry, str(path), arrays=False)
+        return None if detail is None else Problem("corrupt", path, detail)
+
+    def _extra_files(self) -> list[Problem]:
+        """.npz files in cases/ that the manifest does not list."""
+        listed = {self.directory / entry["file"] for entry in self.manifest["cases"].values()}
+        try:
+            on_disk = sorted((self.directory / "cases").glob("*.npz"))
+        except OSError as exc:
+            return [Problem("directory", self.directory / "cases", f"cannot list ({why(exc)})")]
+        detail = f"not listed in {MANIFEST} (stray file or removed case)"
+        return [Problem("extra", path, detail) for path in on_disk if path not in listed]
 
     def verify(self) -> list[str]:
         """:meth:`audit` as one line per problem ("<path>: <what>"); [] when all is sound. A
@@ -365,300 +307,3 @@ class FixtureStore:
         if detail:
             raise FixtureError(f"{path}: {detail}")
         return read_npz_bytes(blob, str(path))
-
-
-def _array_drift(case_id: str, old: dict[str, np.ndarray], new: dict[str, np.ndarray]) -> list[str]:
-    """Per array: added/removed, dtype or shape change, or max abs drift within/beyond tolerance."""
-    from .tolerances import drift_tolerance
-
-    problems: list[str] = []
-    for name in sorted(set(old) | set(new)):
-        if name not in new or name not in old:
-            problems.append(f"{case_id}/{name}: {'removed' if name not in new else 'added'}")
-            continue
-        a, b = old[name], new[name]
-        if a.shape != b.shape or a.dtype != b.dtype:
-            problems.append(f"{case_id}/{name}: {a.dtype}{list(a.shape)} -> {b.dtype}{list(b.shape)}")
-            continue
-        same = np.array_equal(a, b, equal_nan=True) if a.dtype.kind in "fc" else np.array_equal(a, b)
-        if same:
-            continue
-        if a.dtype.kind in "fc":
-            tol = drift_tolerance(a.dtype)
-            with np.errstate(invalid="ignore"):
-                diff = np.abs(a.astype(np.complex128) - b.astype(np.complex128))
-                diff = np.where(np.isnan(diff) & np.isnan(a) & np.isnan(b), 0, diff)
-                worst = float(np.nanmax(diff)) if diff.size else 0.0
-                bound = tol.atol + tol.rtol * np.abs(a)
-                beyond = bool(np.any(~(diff <= bound)))
-            problems.append(
-                f"{case_id}/{name}: max abs drift {worst:.3e} "
-                f"({'beyond' if beyond else 'within'} drift tolerance rtol={tol.rtol:g} atol={tol.atol:g})"
-            )
-        else:
-            problems.append(f"{case_id}/{name}: values changed")
-    return problems
-
-
-def drift(committed: FixtureStore, manifest: dict[str, Any], files: dict[str, bytes]) -> list[str]:
-    """Differences between committed fixtures and freshly generated ones, per case and array
-    (by manifest hash: files on disk are checked by :func:`main_regen` ``check=True``)."""
-    problems: list[str] = []
-    old_cases = committed.manifest["cases"]
-    new_cases = manifest["cases"]
-    for case_id in sorted(set(old_cases) - set(new_cases)):
-        problems.append(f"{case_id}: in the committed fixtures but no longer a case")
-    for case_id in sorted(set(new_cases) - set(old_cases)):
-        problems.append(f"{case_id}: new case, not in the committed fixtures")
-    for k, (new_type) in manifest["errors"].items():
-        old_type = committed.error_types().get(k)
-        if old_type != new_type:
-            problems.append(f"errors/{k}: committed {old_type}, torch now raises {new_type}")
-    for case_id, entry in new_cases.items():
-        if case_id not in old_cases:
-            continue
-        if old_cases[case_id]["sha256"] == entry["sha256"]:
-            continue
-        path = committed.directory / old_cases[case_id]["file"]
-        try:
-            old = read_npz_bytes(path.read_bytes(), str(path))
-        except OSError as exc:
-            problems.append(f"{case_id}: {path} unreadable ({exc.strerror})")
-            continue
-        new = read_npz_bytes(files[entry["file"]], entry["file"])
-        problems.extend(_array_drift(case_id, old, new))
-    return problems
-
-
-# -- regen -----------------------------------------------------------------------------------------
-
-
-class _RegenFailure(Exception):
-    """regen cannot run at all: a one-line message on stderr and exit status 2."""
-
-
-@contextlib.contextmanager
-def _regen_lock(directory: Path, exclusive: bool) -> Iterator[None]:
-    """flock ``directory/.regen.lock`` without blocking: exclusive for regen, shared for --check
-    (skipped when there is no lock file yet, so --check works in a read-only directory)."""
-    if sys.platform == "win32":  # no flock; regens there are not serialized
-        yield
-        return
-    path = directory / LOCK_FILE
-    try:
-        if exclusive:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        else:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        yield
-        return
-    except OSError as exc:
-        if not exclusive:  # an unreadable lock file does not stop a read-only check
-            yield
-            return
-        raise _RegenFailure(f"cannot write fixtures directory {directory} ({_why(exc)})") from exc
-    try:
-        try:
-            fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = path.read_text(errors="replace").strip() if path.is_file() else ""
-            raise _RegenFailure(
-                f"another `{REGEN_COMMAND}` is using {directory} right now "
-                f"({path} is locked{' by pid ' + holder if holder.isdigit() else ''}); "
-                "wait for it to finish and run this again"
-            ) from None
-        except OSError as exc:
-            raise _RegenFailure(f"cannot lock {path} ({_why(exc)})") from exc
-        if exclusive:
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
-        yield
-    finally:
-        os.close(fd)
-
-
-def leftover_temp_files(directory: Path) -> list[Path]:
-    """Temp files of :func:`atomic_write` left by a regen that was killed while writing."""
-    found: list[Path] = []
-    for folder in (directory, directory / "cases"):
-        with contextlib.suppress(OSError):
-            found.extend(p for p in folder.glob(TEMP_GLOB) if p.is_file())
-    return sorted(found)
-
-
-def _ensure_writable(directory: Path) -> None:
-    """Fail before the (slow) regeneration if the directory or cases/ cannot be written."""
-    for folder in (directory, directory / "cases"):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=folder, prefix=".probe", suffix=".tmp"):
-                pass
-        except OSError as exc:
-            raise _RegenFailure(f"cannot write fixtures directory {folder} ({_why(exc)})") from exc
-
-
-def _torch_of(found: dict[str, str]) -> str:
-    return found.get("torch", "unknown")
-
-
-def _write_fixtures(directory: Path, out: TextIO) -> int:
-    from .cases import all_cases
-    from .errors import torch_error_types
-
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _RegenFailure(f"cannot create fixtures directory {directory} ({_why(exc)})") from exc
-    with _regen_lock(directory, exclusive=True):
-        _ensure_writable(directory)
-        removed = leftover_temp_files(directory)
-        for path in removed:
-            path.unlink(missing_ok=True)
-        try:
-            previous = f"the previous ones by torch {_torch_of(FixtureStore(directory).provenance())}"
-        except FixtureError:
-            gone = not (directory / MANIFEST).exists()
-            previous = "no previous fixtures" if gone else f"the previous {MANIFEST} was unusable (replaced)"
-        manifest, files = build(all_cases(), torch_error_types())
-        try:
-            write(directory, files)
-        except OSError as exc:
-            raise _RegenFailure(
-                f"could not write {getattr(exc, 'filename', None) or directory} ({_why(exc)}); "
-                f"the fixtures in {directory} may be half rewritten: run `{REGEN_COMMAND}` again"
-            ) from exc
-    total = sum(len(b) for b in files.values())
-    print(f"wrote {len(files) - 1} case files + {MANIFEST} to {directory} ({total / 1e6:.2f} MB)", file=out)
-    print(f"torch {_torch_of(manifest['versions'])} made these fixtures; {previous}", file=out)
-    if removed:
-        names = ", ".join(str(p.relative_to(directory)) for p in removed)
-        print(f"removed {len(removed)} temp file(s) left by an interrupted regen: {names}", file=out)
-    return 0
-
-
-def _normal(entry: dict[str, Any]) -> Any:
-    return json.loads(json.dumps(entry))
-
-
-def _check_fixtures(directory: Path, out: TextIO) -> int:
-    from .cases import all_cases
-    from .errors import torch_error_types
-
-    store = FixtureStore(directory)
-    with _regen_lock(directory, exclusive=False):
-        found = store.audit()
-        for p in found:
-            if p.whole_directory:
-                raise _RegenFailure(str(p))
-        made_by = store.provenance()
-        live = versions()
-        print(
-            f"torch: fixtures made by torch {_torch_of(made_by)} (numpy {made_by.get('numpy', 'unknown')}, "
-            f"python {made_by.get('python', 'unknown')}); live torch {live['torch']}",
-            file=out,
-        )
-        if _torch_of(made_by) != live["torch"]:
-            print(
-                f"torch versions differ: the fixtures were made by torch {_torch_of(made_by)}, live torch "
-                f"is {live['torch']}; differences below may come from the version change",
-                file=out,
-            )
-        manifest, files = build(all_cases(), torch_error_types())
-        lines, counts = _compare_on_disk(store, found, manifest, files)
-        temps = leftover_temp_files(directory)
-    for line in lines:
-        print(line, file=out)
-    for path in temps:
-        print(
-            f"note: {path} is a temp file left by an interrupted regen (the next regen removes it)", file=out
-        )
-    if counts:
-        summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
-        print(
-            f"{sum(counts.values())} bad fixture file(s) in {directory} ({summary}): the fixtures do not "
-            f"match live torch; `{REGEN_COMMAND}` rewrites them",
-            file=out,
-        )
-        return 1
-    print(f"fixtures match live torch: {len(manifest['cases'])} cases, byte for byte", file=out)
-    return 0
-
-
-def _compare_on_disk(
-    store: FixtureStore, found: list[Problem], manifest: dict[str, Any], files: dict[str, bytes]
-) -> tuple[list[str], Counter[str]]:
-    """Report lines (one per bad file: MISSING, CORRUPT, EXTRA, STALE; DRIFT lines per array
-    under it) comparing the files on disk with freshly generated ones, and counts per kind."""
-    d = store.directory
-    lines: list[str] = []
-    counts: Counter[str] = Counter()
-
-    def bad(kind: str, path: Path, detail: str) -> None:
-        lines.append(f"{kind.upper()} {path}: {detail}")
-        counts[kind] += 1
-
-    for p in found:
-        bad(p.kind, p.path, p.detail)
-    named = {p.path for p in found}
-    old_cases = store.manifest["cases"]
-    new_cases = manifest["cases"]
-    for case_id in sorted(set(old_cases) - set(new_cases)):
-        if d / old_cases[case_id]["file"] not in named:
-            bad("stale", d / old_cases[case_id]["file"], f"{case_id!r} is in {MANIFEST} but no longer a case")
-    for case_id in sorted(set(new_cases) - set(old_cases)):
-        if d / new_cases[case_id]["file"] not in named:
-            bad(
-                "stale",
-                d / new_cases[case_id]["file"],
-                f"new case {case_id!r}, not in the committed fixtures",
-            )
-    old_errors = store.error_types()
-    new_errors: dict[str, str] = manifest["errors"]
-    error_drift = [
-        f"errors/{k}: committed {old_errors.get(k)}, torch now raises {new_errors.get(k)}"
-        for k in sorted(set(old_errors) | set(new_errors))
-        if old_errors.get(k) != new_errors.get(k)
-    ]
-    if error_drift:
-        bad("stale", d / MANIFEST, f"{len(error_drift)} error type(s) differ from live torch")
-        lines.extend("DRIFT " + line for line in error_drift)
-    for case_id, entry in new_cases.items():
-        if case_id not in old_cases:
-            continue
-        path = d / entry["file"]
-        try:
-            blob = path.read_bytes()
-        except OSError:  # named above as missing or corrupt
-            continue
-        fresh = files[entry["file"]]
-        if blob == fresh and _normal(old_cases[case_id]) == _normal(entry):
-            continue
-        try:
-            old_arrays = read_npz_bytes(blob, str(path))
-        except FixtureError:  # named above as corrupt
-            continue
-        drifts = _array_drift(case_id, old_arrays, read_npz_bytes(fresh, entry["file"]))
-        if path not in named:
-            bad(
-                "stale",
-                path,
-                "differs from what live torch makes now"
-                + ("" if drifts else f" (same arrays; the file's bytes or its {MANIFEST} entry differ)"),
-            )
-        lines.extend("DRIFT " + line for line in drifts)
-    return lines, counts
-
-
-def main_regen(
-    check: bool, directory: Path = FIXTURES_DIR, out: TextIO | None = None, err: TextIO | None = None
-) -> int:
-    """``lstm-conformance regen [--check]``: 0 when done / matching, 1 when --check finds bad or
-    stale files, 2 (one line on ``err``, no traceback) when it cannot run at all."""
-    out = sys.stdout if out is None else out
-    err = sys.stderr if err is None else err
-    try:
-        return _check_fixtures(Path(directory), out) if check else _write_fixtures(Path(directory), out)
-    except _RegenFailure as exc:
-        print(f"lstm-conformance regen: {str(exc).replace(chr(10), ' ')}", file=err)
-        return 2

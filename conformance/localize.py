@@ -9,7 +9,7 @@ the plain equations of ``lstm_ref.reference`` evaluated in 64 bits, and names th
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -144,6 +144,18 @@ def _internals(model: Any, x: Any, hx: Any) -> Internals | None:
     return None
 
 
+@dataclass
+class _LayerRows:
+    """One layer's steps as packed time-major rows, in 64 bits: the input the layer read, the
+    oracle's output of it (its h per step), and which rows make step t."""
+
+    inputs: np.ndarray
+    expected_h: np.ndarray
+    sizes: list[int]
+    starts: np.ndarray
+    order: list[int]  # sorted slot -> batch element, to find each slot's h0/c0
+
+
 def locate_gate(ctx: Context, model: Any, x: Any, hx: Any, layer: int) -> str:
     """The first gate (i, f, g, o), c or h that is off, in processing order.
 
@@ -157,12 +169,13 @@ def locate_gate(ctx: Context, model: Any, x: Any, hx: Any, layer: int) -> str:
         return ""
     wide = np.complex128 if case.dtype.startswith("complex") else np.float64
     sizes = [int(n) for n in arrays["batch_sizes"]] if case.packed else [case.batch_size] * case.steps
-    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
-    order = (
-        [int(i) for i in arrays["sorted_indices"]] if "sorted_indices" in arrays else list(range(sizes[0]))
+    rows = _LayerRows(
+        _packed_rows(case, np.asarray(x[0] if case.packed else x, dtype=wide)),
+        _packed_rows(case, np.asarray(_layer_expected(case, arrays, layer)["output"], dtype=wide)),
+        sizes,
+        np.concatenate([[0], np.cumsum(sizes)]).astype(int),
+        [int(i) for i in arrays["sorted_indices"]] if "sorted_indices" in arrays else list(range(sizes[0])),
     )
-    inputs = _packed_rows(case, np.asarray(x[0] if case.packed else x, dtype=wide))
-    expected_h = _packed_rows(case, np.asarray(_layer_expected(case, arrays, layer)["output"], dtype=wide))
     time_major = replace(case, batch_first=False)  # recorded internals are time-major
     for direction in range(case.num_directions):
         suffix = param_suffix(layer, direction)
@@ -174,25 +187,42 @@ def locate_gate(ctx: Context, model: Any, x: Any, hx: Any, layer: int) -> str:
         impl = {
             n: _packed_rows(time_major, np.asarray(recorded[0, direction][n])).astype(wide) for n in INTERNALS
         }
-        h0 = None if hx is None else np.asarray(hx[0][direction], dtype=wide).reshape(-1, case.h_out)
-        c0 = None if hx is None else np.asarray(hx[1][direction], dtype=wide).reshape(-1, case.hidden_size)
-        columns = slice(direction * case.h_out, (direction + 1) * case.h_out)
-        for t in range(len(sizes) - 1, -1, -1) if direction else range(len(sizes)):
-            n, previous = sizes[t], (t + 1 if direction else t - 1)
-            h_prev = np.zeros((n, case.h_out), wide) if h0 is None else h0[order[:n]].copy()
-            c_prev = np.zeros((n, case.hidden_size), wide) if c0 is None else c0[order[:n]].copy()
-            if 0 <= previous < len(sizes):
-                m = min(n, sizes[previous])  # sequences that also ran at the previous step
-                h_prev[:m] = expected_h[starts[previous] : starts[previous] + m, columns]
-                c_prev[:m] = impl["c"][starts[previous] : starts[previous] + m]
-            rows = slice(starts[t], starts[t] + n)
-            want = lstm_cell(inputs[rows], h_prev, c_prev, params)._asdict()
-            for name in INTERNALS:
-                error = np.abs(impl[name][rows] - want[name])
-                if np.any(error > ctx.tol.atol + ctx.tol.rtol * np.abs(want[name])):
-                    return (
-                        f"\n    first internal divergence (the implementation's trace vs the cell equations): "
-                        f"layer {layer}, direction {direction}, time step {t}, gate/state {name!r}, "
-                        f"max abs err {float(error.max()):.3e}"
-                    )
+        state = None if hx is None else (hx[0][direction], hx[1][direction])
+        found = _first_off(ctx, rows, params, impl, state, direction)
+        if found:
+            return (
+                "\n    first internal divergence (the implementation's trace vs the cell equations): "
+                f"layer {layer}, direction {direction}, {found}"
+            )
+    return ""
+
+
+def _first_off(
+    ctx: Context,
+    rows: _LayerRows,
+    params: Arrays,
+    impl: Arrays,
+    state: tuple[Any, Any] | None,
+    direction: int,
+) -> str:
+    """Step by step in processing order, the first internal of one direction that is off."""
+    case, wide = ctx.case, rows.inputs.dtype
+    h0 = None if state is None else np.asarray(state[0], dtype=wide).reshape(-1, case.h_out)
+    c0 = None if state is None else np.asarray(state[1], dtype=wide).reshape(-1, case.hidden_size)
+    columns = slice(direction * case.h_out, (direction + 1) * case.h_out)
+    sizes, starts = rows.sizes, rows.starts
+    for t in range(len(sizes) - 1, -1, -1) if direction else range(len(sizes)):
+        n, previous = sizes[t], (t + 1 if direction else t - 1)
+        h_prev = np.zeros((n, case.h_out), wide) if h0 is None else h0[rows.order[:n]].copy()
+        c_prev = np.zeros((n, case.hidden_size), wide) if c0 is None else c0[rows.order[:n]].copy()
+        if 0 <= previous < len(sizes):
+            m = min(n, sizes[previous])  # sequences that also ran at the previous step
+            h_prev[:m] = rows.expected_h[starts[previous] : starts[previous] + m, columns]
+            c_prev[:m] = impl["c"][starts[previous] : starts[previous] + m]
+        step = slice(starts[t], starts[t] + n)
+        want = lstm_cell(rows.inputs[step], h_prev, c_prev, params)._asdict()
+        for name in INTERNALS:
+            error = np.abs(impl[name][step] - want[name])
+            if np.any(error > ctx.tol.atol + ctx.tol.rtol * np.abs(want[name])):
+                return f"time step {t}, gate/state {name!r}, max abs err {float(error.max()):.3e}"
     return ""

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conformance import cli, fixtures, report, runner
+from conformance import cli, fixtures, regen, report, runner
 from conformance.cases import FACTORS, all_cases, pairwise
 from conformance.errors import error_cases
 from conformance.impls import load_impl
@@ -259,13 +259,13 @@ def test_drift_is_reported_per_case_and_array(fixture_copy: Path) -> None:
     store = fixtures.FixtureStore(fixture_copy)
     manifest = json.loads(json.dumps(store.manifest))
     files = {e["file"]: (fixture_copy / e["file"]).read_bytes() for e in manifest["cases"].values()}
-    assert fixtures.drift(store, manifest, files) == []
+    assert regen.drift(store, manifest, files) == []
     entry = manifest["cases"]["probe-gate_i"]
     arrays = fixtures.read_npz_bytes(files[entry["file"]], "x")
     arrays["h_n"] = arrays["h_n"] + 1e-6
     files[entry["file"]] = fixtures.npz_bytes(arrays)
     entry["sha256"] = fixtures.sha256(files[entry["file"]])
-    problems = fixtures.drift(store, manifest, files)
+    problems = regen.drift(store, manifest, files)
     assert len(problems) == 1 and problems[0].startswith("probe-gate_i/h_n: max abs drift 1.000e-06 (beyond")
 
 
@@ -276,7 +276,7 @@ def test_regeneration_is_byte_identical_for_a_sample() -> None:
         for c in all_cases()
         if c.id in {"probe-gate_o", "dropout-replay-f32-bf", "L1-uni-batched-nohx-f32-eval"}
     ]
-    _, files = fixtures.build(sample, {})
+    _, files = regen.build(sample, {})
     for case in sample:
         rel = fixtures.case_file(case.id)
         assert files[rel] == (fixtures.FIXTURES_DIR / rel).read_bytes(), f"{rel} drifted from live torch"

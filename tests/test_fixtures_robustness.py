@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from conformance import cli, fixtures
+from conformance import regen as regen_module
 from tests.suite_helpers import ROOT, needs_torch, run_cli
 
 PROBLEM_PREFIXES = ("MISSING ", "CORRUPT ", "EXTRA ", "STALE ")
@@ -120,7 +121,7 @@ def live_build() -> tuple[dict[str, Any], dict[str, bytes]]:
     from conformance.cases import all_cases
     from conformance.errors import torch_error_types
 
-    return fixtures.build(all_cases(), torch_error_types())
+    return regen_module.build(all_cases(), torch_error_types())
 
 
 @pytest.fixture
@@ -133,7 +134,7 @@ def builds(monkeypatch: pytest.MonkeyPatch, live_build: tuple[dict[str, Any], di
         manifest, files = live_build
         return json.loads(json.dumps(manifest)), dict(files)
 
-    monkeypatch.setattr(fixtures, "build", cached)
+    monkeypatch.setattr(regen_module, "build", cached)
     return calls
 
 
