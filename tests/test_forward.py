@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import itertools
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,7 @@ import pytest
 from lstm_test_utils import DTYPES, assert_close, pairwise, random_array, to_numpy, torch_dtype
 
 import lstm_ref
+from conformance.cases import Case as SuiteCase
 
 torch = pytest.importorskip("torch")
 
@@ -30,39 +31,16 @@ SORTED_LENGTHS = [5, 3, 3, 1]  # with a tie
 UNSORTED_LENGTHS = [2, 5, 1, 3, 3]  # with a tie
 
 
-@dataclass(frozen=True)
-class Case:
-    dtype: str = "float64"
-    num_layers: int = 1
-    bidirectional: bool = False
-    batch_first: bool = False
-    proj_size: int = 0
-    bias: bool = True
-    form: str = "batched"  # batched | unbatched | packed_sorted | packed_unsorted
-    hx: bool = False
+def Case(dtype: str = "float64", **options: Any) -> SuiteCase:
+    """The conformance suite's case declaration, at this file's sizes."""
+    return SuiteCase(
+        dtype=dtype, input_size=INPUT_SIZE, hidden_size=HIDDEN, steps=STEPS, batch=BATCH, **options
+    )
 
-    @property
-    def id(self) -> str:
-        parts = [self.dtype, f"nl{self.num_layers}", self.form]
-        parts += ["bidir"] if self.bidirectional else []
-        parts += ["bf"] if self.batch_first else []
-        parts += [f"proj{self.proj_size}"] if self.proj_size else []
-        parts += [] if self.bias else ["nobias"]
-        parts += ["hx"] if self.hx else []
-        return "-".join(parts)
 
-    def torch_module(self, seed: int = 0) -> Any:
-        torch.manual_seed(seed)
-        return torch.nn.LSTM(
-            INPUT_SIZE,
-            HIDDEN,
-            num_layers=self.num_layers,
-            bias=self.bias,
-            batch_first=self.batch_first,
-            bidirectional=self.bidirectional,
-            proj_size=self.proj_size,
-            dtype=torch_dtype(self.dtype),
-        ).eval()
+def torch_module(case: SuiteCase, seed: int = 0) -> Any:
+    torch.manual_seed(seed)
+    return torch.nn.LSTM(**{**case.config(), "dropout": 0.0, "dtype": torch_dtype(case.dtype)}).eval()
 
 
 FACTORS: dict[str, list[Any]] = {
@@ -76,7 +54,7 @@ FACTORS: dict[str, list[Any]] = {
 }
 # The full product for the real dtypes (cheap: small sizes), a pairwise covering array for complex.
 FULL_PRODUCT = [
-    Case(dtype, *values)
+    Case(dtype, **dict(zip(FACTORS, values, strict=True)))
     for dtype in ("float64", "float32")
     for values in itertools.product(*FACTORS.values())
 ]
@@ -85,7 +63,7 @@ PAIRWISE_COMPLEX = [Case(**row) for row in pairwise({"dtype": COMPLEX_DTYPES, **
 CASES = FULL_PRODUCT + PAIRWISE_COMPLEX
 
 
-def make_inputs(case: Case, seed: int = 1) -> tuple[Any, Any, Any, Any]:
+def make_inputs(case: SuiteCase, seed: int = 1) -> tuple[Any, Any, Any, Any]:
     """(torch input, lstm_ref input, torch hx, lstm_ref hx) for a case, same values on both sides."""
     rng = np.random.default_rng(seed)
     d = 2 if case.bidirectional else 1
@@ -176,8 +154,8 @@ def check_against_torch(module: Any, ref: lstm_ref.LSTM, t_in: Any, r_in: Any, t
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_matches_torch(case: Case) -> None:
-    module = case.torch_module()
+def test_matches_torch(case: SuiteCase) -> None:
+    module = torch_module(case)
     ref = lstm_ref.LSTM.from_torch(module)
     check_against_torch(module, ref, *make_inputs(case))
 
@@ -196,7 +174,7 @@ def test_option_matrix_is_covered() -> None:
 def test_explicit_zero_state_equals_no_state(dtype: str) -> None:
     """torch's test_rnn_initial_hidden_state: hx of zeros == hx None (both against torch)."""
     case = Case(dtype, num_layers=2, bidirectional=True, proj_size=PROJ)
-    module = case.torch_module()
+    module = torch_module(case)
     ref = lstm_ref.LSTM.from_torch(module)
     x = random_array(np.random.default_rng(0), (STEPS, BATCH, INPUT_SIZE), dtype)
     zeros = (np.zeros((4, BATCH, PROJ), dtype), np.zeros((4, BATCH, HIDDEN), dtype))
@@ -221,13 +199,13 @@ STEP_CASES = [
 ]
 
 
-def _split_time(case: Case, x: np.ndarray, start: int, stop: int) -> np.ndarray:
+def _split_time(case: SuiteCase, x: np.ndarray, start: int, stop: int) -> np.ndarray:
     if case.form == "batched" and case.batch_first:
         return x[:, start:stop]
     return x[start:stop]
 
 
-def _cat_time(case: Case, parts: list[np.ndarray]) -> np.ndarray:
+def _cat_time(case: SuiteCase, parts: list[np.ndarray]) -> np.ndarray:
     axis = 1 if case.form == "batched" and case.batch_first else 0
     return np.concatenate(parts, axis=axis)
 
@@ -236,11 +214,11 @@ def _cat_time(case: Case, parts: list[np.ndarray]) -> np.ndarray:
     "chunks", [[1] * STEPS, [2, 1, 2], [4, 1]], ids=["stepwise", "chunks212", "chunks41"]
 )
 @pytest.mark.parametrize("case", STEP_CASES, ids=lambda c: c.id)
-def test_chunked_calls_equal_whole_sequence_and_torch(case: Case, chunks: list[int]) -> None:
+def test_chunked_calls_equal_whole_sequence_and_torch(case: SuiteCase, chunks: list[int]) -> None:
     """Feeding the sequence in pieces, carrying (h, c), equals one call; and torch's own pieces."""
-    module = case.torch_module()
+    module = torch_module(case)
     ref = lstm_ref.LSTM.from_torch(module)
-    _, x, _, hx = make_inputs(Case(**{**vars(case), "hx": True}))
+    _, x, _, hx = make_inputs(replace(case, hx=True))
     whole_out, (whole_h, whole_c) = ref(x, hx)
     ref_parts, torch_parts = [], []
     r_state, t_state = hx, tuple(torch.from_numpy(s) for s in hx)
@@ -275,8 +253,8 @@ def test_chunked_calls_equal_whole_sequence_and_torch(case: Case, chunks: list[i
     ],
     ids=lambda c: c.id,
 )
-def test_batch_of_zero(case: Case) -> None:
-    module = case.torch_module()
+def test_batch_of_zero(case: SuiteCase) -> None:
+    module = torch_module(case)
     ref = lstm_ref.LSTM.from_torch(module)
     d = 2 if case.bidirectional else 1
     shape = (0, STEPS, INPUT_SIZE) if case.batch_first else (STEPS, 0, INPUT_SIZE)
@@ -306,8 +284,8 @@ def _awkward_layouts(x: np.ndarray) -> dict[str, np.ndarray]:
     [Case("float32", num_layers=2, hx=True), Case("float64", bidirectional=True, batch_first=True, hx=True)],
     ids=lambda c: c.id,
 )
-def test_non_contiguous_and_read_only_inputs(case: Case, layout: str) -> None:
-    module = case.torch_module()
+def test_non_contiguous_and_read_only_inputs(case: SuiteCase, layout: str) -> None:
+    module = torch_module(case)
     ref = lstm_ref.LSTM.from_torch(module)
     t_in, x, t_hx, hx = make_inputs(case)
     x2 = _awkward_layouts(x)[layout]
@@ -323,7 +301,7 @@ def test_non_contiguous_and_read_only_inputs(case: Case, layout: str) -> None:
 @pytest.mark.parametrize("bad", ["nan", "inf", "-inf", "inf_in_state"])
 def test_non_finite_values_propagate_like_torch(dtype: str, bad: str) -> None:
     case = Case(dtype, num_layers=2, bidirectional=True, hx=True)
-    module = case.torch_module()
+    module = torch_module(case)
     ref = lstm_ref.LSTM.from_torch(module)
     _, x, _, hx = make_inputs(case)
     x, hx = x.copy(), (hx[0].copy(), hx[1].copy())
@@ -347,7 +325,7 @@ def test_saturated_inputs(dtype: str) -> None:
 
     (Real dtypes only: complex sigmoid/tanh do not saturate, they have poles.)"""
     case = Case(dtype, num_layers=2, proj_size=PROJ)
-    module = case.torch_module()
+    module = torch_module(case)
     ref = lstm_ref.LSTM.from_torch(module)
     x = random_array(np.random.default_rng(3), (STEPS, BATCH, INPUT_SIZE), dtype, scale=1e3)
     check_against_torch(module, ref, torch.from_numpy(x), x, None, None)
@@ -358,7 +336,7 @@ def test_saturated_inputs(dtype: str) -> None:
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_long_sequence(dtype: str) -> None:
     case = Case(dtype, num_layers=2, bidirectional=True, hx=True)
-    module = case.torch_module()
+    module = torch_module(case)
     ref = lstm_ref.LSTM.from_torch(module)
     rng = np.random.default_rng(4)
     x = random_array(rng, (1000, 2, INPUT_SIZE), dtype)
@@ -368,7 +346,7 @@ def test_long_sequence(dtype: str) -> None:
 
 def test_unbatched_ignores_batch_first_and_equals_batch_of_one() -> None:
     case = Case("float64", num_layers=2, bidirectional=True, batch_first=True, proj_size=PROJ)
-    module = case.torch_module()
+    module = torch_module(case)
     ref = lstm_ref.LSTM.from_torch(module)
     x = random_array(np.random.default_rng(5), (STEPS, INPUT_SIZE), "float64")
     out, (h, c) = ref(x)
@@ -381,7 +359,7 @@ def test_unbatched_ignores_batch_first_and_equals_batch_of_one() -> None:
 
 def test_accepts_list_hx_and_eval_train_flag_roundtrip() -> None:
     case = Case("float64", num_layers=2, hx=True)
-    module = case.torch_module()
+    module = torch_module(case)
     ref = lstm_ref.LSTM.from_torch(module)
     assert ref.training is False  # from_torch copies eval mode
     t_in, x, t_hx, hx = make_inputs(case)
