@@ -22,6 +22,7 @@ from .oracles import make_oracles
 from .progress import Progress
 from .provenance import implementation_version
 from .regen import main_regen
+from .rows import suite_checks
 from .workers import default_jobs
 
 
@@ -310,7 +311,8 @@ def _report(
     if len(failures) > args.max_failures:
         print(f"\n... and {len(failures) - args.max_failures} more failures (see --report)")
     n = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "skip")}
-    n_cases = len({r.case for r in results if not r.case.startswith("errors:")})
+    suite = {check.name for check in suite_checks()}
+    n_cases = len({r.case for r in results if r.check not in suite and not r.case.startswith("errors:")})
     n_error_cases = len({r.case for r in results if r.case.startswith("errors:")})
     verdict = "INTERRUPTED (partial results)" if outcome.interrupted else report.verdict(results, impl)
     summary = (

@@ -128,6 +128,9 @@ def sample_output(run: Run) -> str:
     return _fence("$ lstm-conformance\n" + run.stdout.strip())
 
 
+PROVENANCE_LINES = ("  implementation:", "  torch (live):", "  numpy ", "  command:", "  note:")
+
+
 def readme_sample(run: Run) -> str:
     """The default run's output, with the middle rows of the table left out."""
     lines = run.stdout.strip().splitlines()
@@ -137,7 +140,8 @@ def readme_sample(run: Run) -> str:
     if len(body) > README_HEAD_ROWS + README_TAIL_ROWS:
         left_out = len(body) - README_HEAD_ROWS - README_TAIL_ROWS
         body = [*body[:README_HEAD_ROWS], f"... ({left_out} more rows)", *body[-README_TAIL_ROWS:]]
-    shown = [*lines[:start], lines[start], *body, "", _summary_line(run.stdout)]
+    header = [line for line in lines[:start] if not line.startswith(PROVENANCE_LINES)]
+    shown = [*header, lines[start], *body, "", _summary_line(run.stdout)]
     return _fence("$ lstm-conformance\n" + "\n".join(shown))
 
 
