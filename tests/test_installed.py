@@ -5,7 +5,8 @@ lives only in that directory (tests/installed_user/tinylstm.py, an independent N
 
 One virtual environment serves the module, in file order: the torch-free tests run before the
 fixture that installs torch (each checks which it has), and the editable-install test comes last.
-About 1.5 minutes, most of it installing torch (from local disk here) and building.
+About 1.5 to 2.5 minutes (machine load), most of it building, installing torch (from local disk here,
+without byte-compiling) and running the suite four times.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ class Installed:
         )
 
     def pip(self, *args: str | Path) -> None:
-        proc = self.run(self.python, "-m", "pip", "install", "-q", *args, timeout=600)
+        proc = self.run(self.python, "-m", "pip", "install", "-q", "--no-compile", *args, timeout=600)
         assert proc.returncode == 0, f"pip install {args} failed:\n{proc.stdout[-2000:]}{proc.stderr[-3000:]}"
 
 
