@@ -48,7 +48,8 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    session.install("-e", ".", *LINTERS)
+    # mypy on conformance/ reads the types of torch, pytest and hypothesis: the test extra
+    session.install("-e", ".[test]", *LINTERS)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
-    session.run("mypy", "lstm_ref")
+    session.run("mypy", "conformance", "lstm_ref")

@@ -13,6 +13,7 @@ of the same directory fails at once) and removes temp files an interrupted regen
 from __future__ import annotations
 
 import hashlib
+import importlib.resources
 import io
 import json
 import os
@@ -30,23 +31,23 @@ import numpy as np
 from .cases import Case
 
 FORMAT = 2  # 2: 32-bit cases carry exact_* (64-bit) expected arrays
+MANIFEST = "manifest.json"
+PACKAGED = "_golden"  # the fixtures inside an installed wheel: pyproject.toml maps fixtures/ there
 
 
 def _default_dir() -> Path:
-    """$LSTM_CONFORMANCE_FIXTURES, else the repository's fixtures/ (editable install or source
-    tree), else ./fixtures."""
+    """$LSTM_CONFORMANCE_FIXTURES; else the fixtures an installed wheel or sdist carries
+    (``conformance/_golden``, found with importlib.resources); else the checkout's top-level
+    ``fixtures/`` (a source tree or an editable install, where ``regen`` writes)."""
     if os.environ.get("LSTM_CONFORMANCE_FIXTURES"):
         return Path(os.environ["LSTM_CONFORMANCE_FIXTURES"])
-    beside = Path(__file__).resolve().parent.parent / "fixtures"
-    return (
-        beside
-        if (beside / "manifest.json").is_file() or not (Path.cwd() / "fixtures").is_dir()
-        else Path.cwd() / "fixtures"
-    )
+    packaged = importlib.resources.files(__package__ or "conformance") / PACKAGED
+    if isinstance(packaged, Path) and (packaged / MANIFEST).is_file():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "fixtures"
 
 
 FIXTURES_DIR = _default_dir()
-MANIFEST = "manifest.json"
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 REGEN_COMMAND = "lstm-conformance regen"
 LOCK_FILE = ".regen.lock"  # flock'ed by regen; never a fixture (listed in .gitignore)
