@@ -194,7 +194,7 @@ def _in_process(args: argparse.Namespace, oracles: list[Any], progress_on: bool)
         return Outcome(results, impl, "", interrupted=True)
     finally:
         progress.close()
-    return Outcome(results, impl, implementation_version(args.impl.split(":")[0]))
+    return Outcome(results, impl, implementation_version(args.impl, impl.factory))
 
 
 def _in_workers(args: argparse.Namespace, oracles: list[Any], progress_on: bool) -> Outcome:

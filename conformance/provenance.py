@@ -12,10 +12,16 @@ from typing import Any
 import numpy as np
 
 
-def implementation_version(module_name: str) -> str:
-    """``__version__`` of the implementation's top-level package, else its distribution's
+def implementation_version(spec: str, factory: Any = None) -> str:
+    """The factory's ``conformance_version`` (shipped adapters name their libraries' versions),
+    else ``__version__`` of the implementation's top-level package, else its distribution's
     version, else "unknown" (called where the implementation is imported: in a worker)."""
-    top = module_name.split(".")[0]
+    declared = getattr(factory, "conformance_version", None)
+    if declared:
+        return str(declared)
+    if spec.startswith("exec:"):
+        return "exec"
+    top = spec.split(":")[0].split(".")[0]
     version = getattr(sys.modules.get(top), "__version__", None)
     if version:
         return str(version)

@@ -47,7 +47,7 @@ def _worker_main(conn: Any, spec: str, rerun_extra: str) -> None:
         conn.send(("import_error", f"{type(exc).__name__}: {exc}"))
         return
     impl.rerun_extra = rerun_extra
-    version = "exec" if spec.startswith("exec:") else implementation_version(spec.split(":")[0])
+    version = implementation_version(spec, impl.factory)
     conn.send(("ready", ImplInfo(impl.unsupported, impl.tolerances, version)))
     while True:
         message = conn.recv()

@@ -1,9 +1,49 @@
 """Shipped adapters: real LSTM implementations behind the plug-in API, selectable by short name
 (``--impl NAME``).  Each adapter lives in its own module here and only converts layouts and
-calls its library; the recurrence is always the library's (docs/plugin.md)."""
+calls its library; the recurrence is always the library's (docs/plugin.md, docs/compatibility.md).
+
+An adapter class may carry ``conformance_version``: the versions of the libraries that did the
+work (e.g. ``"torch 2.13.0+cpu, onnxruntime 1.31.1"``), shown in the provenance and the matrix.
+"""
 
 from __future__ import annotations
 
-# short name -> MODULE:ATTR; a module imports its library lazily and, when the library is
-# missing, raises SystemExit with one line naming the extra to install
-ADAPTERS: dict[str, str] = {}
+import importlib
+
+# short name -> (MODULE:ATTR, the extra that installs its libraries)
+REGISTRY: dict[str, tuple[str, str]] = {
+    "torch-compile": ("conformance.adapters.torch_compile:TorchCompileLSTM", "test"),
+    "torch-decomp": ("conformance.adapters.torch_decomp:TorchDecompLSTM", "test"),
+    "torchscript": ("conformance.adapters.torchscript:TorchScriptLSTM", "test"),
+    "torch-quantized": ("conformance.adapters.torch_quantized:TorchQuantizedLSTM", "test"),
+    "torch-cuda": ("conformance.adapters.torch_cuda:TorchCudaLSTM", "test"),
+    "onnxruntime": ("conformance.adapters.onnxruntime:OnnxRuntimeLSTM", "onnx"),
+    "keras": ("conformance.adapters.keras:KerasLSTM", "keras"),
+    "flax": ("conformance.adapters.flax:FlaxLSTM", "jax"),
+}
+ADAPTERS: dict[str, str] = {name: target for name, (target, _) in REGISTRY.items()}
+
+
+def require(adapter: str, *modules: str) -> None:
+    """Import ``modules`` or stop with one line naming the extra that installs them."""
+    extra = REGISTRY[adapter][1]
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise SystemExit(
+                f"--impl {adapter} needs {module} ({exc}); install it with: pip install 'lstm-ref[{extra}]'"
+            ) from None
+
+
+def versions(*distributions: str) -> str:
+    """``"torch 2.13.0+cpu, onnxruntime 1.31.1"`` for the installed distributions named."""
+    import importlib.metadata
+
+    found = []
+    for dist in distributions:
+        try:
+            found.append(f"{dist} {importlib.metadata.version(dist)}")
+        except importlib.metadata.PackageNotFoundError:
+            found.append(f"{dist} absent")
+    return ", ".join(found)
