@@ -10,18 +10,39 @@ from __future__ import annotations
 
 import importlib
 
-# short name -> (MODULE:ATTR, the extra that installs its libraries)
-REGISTRY: dict[str, tuple[str, str]] = {
-    "torch-compile": ("conformance.adapters.torch_compile:TorchCompileLSTM", "test"),
-    "torch-decomp": ("conformance.adapters.torch_decomp:TorchDecompLSTM", "test"),
-    "torchscript": ("conformance.adapters.torchscript:TorchScriptLSTM", "test"),
-    "torch-quantized": ("conformance.adapters.torch_quantized:TorchQuantizedLSTM", "test"),
-    "torch-cuda": ("conformance.adapters.torch_cuda:TorchCudaLSTM", "test"),
-    "onnxruntime": ("conformance.adapters.onnxruntime:OnnxRuntimeLSTM", "onnx"),
-    "keras": ("conformance.adapters.keras:KerasLSTM", "keras"),
-    "flax": ("conformance.adapters.flax:FlaxLSTM", "jax"),
+# short name -> (MODULE:ATTR, the extra that installs its libraries, the modules it imports)
+REGISTRY: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "torch-compile": ("conformance.adapters.torch_compile:TorchCompileLSTM", "test", ("torch",)),
+    "torch-decomp": ("conformance.adapters.torch_decomp:TorchDecompLSTM", "test", ("torch",)),
+    "torchscript": ("conformance.adapters.torchscript:TorchScriptLSTM", "test", ("torch",)),
+    "torch-quantized": ("conformance.adapters.torch_quantized:TorchQuantizedLSTM", "test", ("torch",)),
+    "torch-cuda": ("conformance.adapters.torch_cuda:TorchCudaLSTM", "test", ("torch",)),
+    "onnxruntime": (
+        "conformance.adapters.onnxruntime:OnnxRuntimeLSTM",
+        "onnx",
+        ("torch", "onnx", "onnxruntime", "onnxscript"),
+    ),
+    "keras": ("conformance.adapters.keras:KerasLSTM", "keras", ("keras", "jax")),
+    "flax": ("conformance.adapters.flax:FlaxLSTM", "jax", ("jax", "flax")),
 }
-ADAPTERS: dict[str, str] = {name: target for name, (target, _) in REGISTRY.items()}
+ADAPTERS: dict[str, str] = {name: entry[0] for name, entry in REGISTRY.items()}
+
+
+def unavailable(adapter: str) -> str | None:
+    """Why ``--impl adapter`` cannot run here (a library missing, no CUDA device), or None.
+    Looks the modules up without importing them (cheap), except torch for CUDA."""
+    import importlib.util
+
+    _, extra, modules = REGISTRY[adapter]
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        return f"needs {', '.join(missing)}: pip install 'lstm-ref[{extra}]'"
+    if adapter == "torch-cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            return "no CUDA device here (torch.cuda.is_available() is False)"
+    return None
 
 
 def require(adapter: str, *modules: str) -> None:
