@@ -27,7 +27,7 @@ def regen(session: nox.Session) -> None:
     """Rewrite fixtures/ from live torch (pinned by the test extra), then verify it is byte-stable."""
     session.install("-e", ".[test]")
     session.run("lstm-conformance", "regen")
-    session.run("lstm-conformance", "regen", "--check")
+    session.run("lstm-conformance", "regen", "--check", "--exact")
 
 
 @nox.session(python=PYTHON)

@@ -97,9 +97,16 @@ def _regen(argv: list[str]) -> int:
         description="Rewrite fixtures/ from live torch (one regen of a directory at a time; temp "
         "files an interrupted regen left are removed). --check regenerates in memory and compares "
         "every file on disk: exit 1 naming each missing, corrupt, extra or stale file, with the drift "
-        "per array. Exit 2, with one line on stderr, when it cannot run at all.",
+        "per array (differences within the drift tolerance, another CPU's rounding, are listed, "
+        "not failed, unless --exact). Exit 2, with one line on stderr, when it cannot run at all.",
     )
     p.add_argument("--check", action="store_true", help="compare, write nothing")
+    p.add_argument(
+        "--exact",
+        action="store_true",
+        help="with --check: any difference fails, also rounding within the drift tolerance "
+        "(on the machine that made the fixtures)",
+    )
     p.add_argument(
         "--fixtures", type=Path, default=FIXTURES_DIR, help="fixtures directory (default: %(default)s)"
     )
@@ -110,7 +117,7 @@ def _regen(argv: list[str]) -> int:
     if reason:
         print(f"lstm-conformance regen needs torch: {reason}", file=sys.stderr)
         return 2
-    return main_regen(args.check, args.fixtures)
+    return main_regen(args.check, args.fixtures, exact=args.exact)
 
 
 def main(argv: list[str] | None = None) -> int:
