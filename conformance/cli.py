@@ -4,6 +4,7 @@ lstm-conformance [--impl MODULE:ATTR|torch] [--full] [--case PATTERN]
                  [--oracle both|fixtures|torch] [--report PATH.json]
 lstm-conformance regen [--check]
 lstm-conformance export DIR [--fixtures DIR]
+lstm-conformance matrix [--impls NAME,...]   (docs/compatibility.md)
 """
 
 from __future__ import annotations
@@ -128,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
         from .export import main_export
 
         return main_export(argv[1:])
+    if argv[:1] == ["matrix"]:  # every installed adapter, one column each (matrix.py)
+        from .matrix import main_matrix
+
+        return main_matrix(argv[1:])
     args = _parser().parse_args(argv)
     if args.list:
         from .torch_oracle import torch_available

@@ -1,0 +1,230 @@
+"""``lstm-conformance matrix``: every shipped adapter whose library is installed, one column each.
+
+Each implementation runs as its own ``lstm-conformance --impl NAME --report ...`` process (so
+each gets the suite's worker isolation, timeouts and honest exit codes); the matrix reads the
+reports and writes ``docs/compatibility.md`` (between its generated markers; the findings below
+them are written by hand) and ``docs/compatibility.json``.  A cell is ``pass``, ``FAIL`` (with
+the first failure's message), ``declared`` (with the implementation's reason) or ``skipped``.
+
+Exit 0 when every FAIL cell is explained by a finding on the page (a ``### NAME: ...`` section
+whose ``Rows:`` line names the row and whose reproduction script exists), 1 otherwise, 2 when
+an implementation could not be run at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .adapters import REGISTRY, unavailable
+from .rows import ROW_NAMES
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = ROOT / "docs" / "compatibility.md"
+BLOCK = re.compile(r"(<!-- generated:matrix -->\n)(.*?)(<!-- /generated:matrix -->)", re.S)
+# the columns, in order: the reference and torch itself first, then the adapters
+IMPLEMENTATIONS = ("lstm_ref", "torch", *REGISTRY)
+FIRST_MESSAGE_CHARS = 160
+
+
+@dataclass
+class Column:
+    name: str
+    version: str = ""
+    verdict: str = ""
+    elapsed_s: float | None = None
+    not_run: str = ""  # why the implementation was not run here
+    cells: dict[str, dict[str, str]] | None = None  # row -> {"status", "detail"}
+
+
+def _why_not(name: str) -> str:
+    if name == "lstm_ref":
+        return ""
+    if name == "torch":
+        from .torch_oracle import torch_available
+
+        return torch_available() or ""
+    return unavailable(name) or ""
+
+
+def _first_line(text: str) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= FIRST_MESSAGE_CHARS else line[: FIRST_MESSAGE_CHARS - 3] + "..."
+
+
+def cells_from_report(report: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """row -> {"status": pass|FAIL|declared|skipped, "detail": first message or reason}."""
+    unsupported: dict[str, str] = report.get("unsupported", {})
+    failures: dict[str, str] = {}
+    for r in report["results"]:
+        if r["status"] == "fail":
+            for row in r["features"]:
+                failures.setdefault(row, f"{r['check']} [{r['case']}]: {_first_line(r['message'])}")
+    cells = {}
+    for row in report["table"]:
+        name = row["feature"]
+        if name in unsupported:
+            cells[name] = {"status": "declared", "detail": unsupported[name]}
+        elif row["status"] == "FAIL":
+            cells[name] = {"status": "FAIL", "detail": failures.get(name, "")}
+        elif row["status"] == "pass":
+            tolerance = next((n for n in row["notes"] if n.startswith("at a declared tolerance")), "")
+            cells[name] = {"status": "pass", "detail": tolerance}
+        else:
+            cells[name] = {"status": "skipped", "detail": "; ".join(row["notes"])}
+    return cells
+
+
+def run_one(name: str, jobs: int, timeout: float, workdir: Path) -> Column:
+    """One ``lstm-conformance --impl NAME`` process and its report."""
+    why = _why_not(name)
+    if why:
+        return Column(name, not_run=why)
+    report_path = workdir / f"{name}.json"
+    cmd = [sys.executable, "-m", "conformance", "--impl", name, "--report", str(report_path), "--quiet"]
+    cmd += ["--jobs", str(jobs)]
+    print(f"matrix: {name} ...", flush=True)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir)
+    except subprocess.TimeoutExpired:
+        return Column(name, not_run=f"the run took longer than {timeout:g} s")
+    (workdir / f"{name}.log").write_text(proc.stdout + proc.stderr)
+    if not report_path.exists():
+        return Column(name, not_run=f"exit {proc.returncode} without a report: {_first_line(proc.stderr)}")
+    report = json.loads(report_path.read_text())
+    summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+    verdict = summary.rsplit("-> ", 1)[-1] if "-> " in summary else ("PASS" if report["passed"] else "FAIL")
+    column = Column(name, report["provenance"]["impl_version"], verdict, report["elapsed_s"])
+    column.cells = cells_from_report(report)
+    print(f"matrix: {name}: {verdict} in {report['elapsed_s']:.0f} s", flush=True)
+    return column
+
+
+def _cell_text(column: Column, row: str, notes: list[str]) -> str:
+    if column.cells is None:
+        return "not run"
+    cell = column.cells.get(row, {"status": "skipped", "detail": "no such row in this run"})
+    status, detail = cell["status"], cell["detail"]
+    if not detail:
+        return status
+    notes.append(f"{column.name} · `{row}`: {detail}")
+    tag = f"{status} [{len(notes)}]"
+    return f"**{tag}**" if status == "FAIL" else tag
+
+
+def render(columns: list[Column], meta: dict[str, str]) -> str:
+    """The generated block: the header line, the matrix, the numbered notes."""
+    ran = [c for c in columns if c.cells is not None]
+    notes: list[str] = []
+    header = ["row", *(f"{c.name}<br>{_short_version(c.version)}" for c in ran)]
+    lines = [
+        f"Made by `lstm-conformance matrix` on {meta['date']}: torch {meta['torch']}, numpy "
+        f"{meta['numpy']}, Python {meta['python']}, {meta['machine']}. Verdicts: "
+        + "; ".join(f"{c.name} {c.verdict} ({c.elapsed_s:.0f} s)" for c in ran)
+        + ".",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for row in ROW_NAMES:
+        lines.append("| " + " | ".join([f"`{row}`", *(_cell_text(c, row, notes) for c in ran)]) + " |")
+    if notes:
+        lines += ["", *(f"{i}. {note.replace('|', '/')}" for i, note in enumerate(notes, 1))]
+    absent = [c for c in columns if c.cells is None]
+    if absent:
+        lines += ["", "Not run here: " + "; ".join(f"{c.name} ({c.not_run})" for c in absent) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def _short_version(version: str) -> str:
+    return version.replace(", ", "<br>")
+
+
+FINDING = re.compile(r"^### (?P<impl>[\w-]+): .*?(?=^### |^## |\Z)", re.S | re.M)
+
+
+def unexplained_failures(columns: list[Column], page: str, root: Path = ROOT) -> list[str]:
+    """FAIL cells with no finding: a ``### NAME: title`` section whose ``Rows:`` line names the
+    row and whose ``Reproduction:`` link points at a script that exists."""
+    covered: set[tuple[str, str]] = set()
+    for m in FINDING.finditer(page):
+        section = m.group(0)
+        rows = re.search(r"^Rows: (.*)$", section, re.M)
+        repro = re.search(r"^Reproduction: \[[^\]]*\]\(([^)]+)\)", section, re.M)
+        if rows and repro and (root / "docs" / repro.group(1)).is_file():
+            covered |= {(m.group("impl"), r) for r in re.findall(r"`([\w]+)`", rows.group(1))}
+    return [
+        f"{c.name} · {row}"
+        for c in columns
+        for row, cell in (c.cells or {}).items()
+        if cell["status"] == "FAIL" and (c.name, row) not in covered
+    ]
+
+
+def write(columns: list[Column], page_path: Path, meta: dict[str, str]) -> str:
+    page = (
+        page_path.read_text()
+        if page_path.exists()
+        else "<!-- generated:matrix -->\n<!-- /generated:matrix -->\n"
+    )
+    if not BLOCK.search(page):
+        raise SystemExit(f"{page_path}: no <!-- generated:matrix --> block to fill")
+    page = BLOCK.sub(lambda m: m.group(1) + render(columns, meta) + m.group(3), page)
+    page_path.write_text(page)
+    payload = {**meta, "columns": [vars(c) for c in columns]}
+    page_path.with_suffix(".json").write_text(json.dumps(payload, indent=1) + "\n")
+    return page
+
+
+def _meta() -> dict[str, str]:
+    from .provenance import live_torch
+
+    return {
+        "date": datetime.date.today().isoformat(),
+        "torch": live_torch(),
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "command": "lstm-conformance " + " ".join(sys.argv[1:]),
+    }
+
+
+def main_matrix(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="lstm-conformance matrix",
+        description="Run every shipped adapter whose library is installed (each in its own process) "
+        "and write docs/compatibility.md and .json.",
+    )
+    p.add_argument("--impls", help=f"comma-separated subset of: {', '.join(IMPLEMENTATIONS)}")
+    p.add_argument("--page", type=Path, default=PAGE, help="the page to write (default: %(default)s)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="workers per implementation")
+    p.add_argument("--timeout", type=float, default=1800.0, help="seconds per implementation")
+    args = p.parse_args(argv)
+    names = args.impls.split(",") if args.impls else list(IMPLEMENTATIONS)
+    unknown = [n for n in names if n not in IMPLEMENTATIONS]
+    if unknown:
+        print(f"lstm-conformance matrix: unknown implementation(s) {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="lstm-matrix-") as tmp:
+        columns = [run_one(name, args.jobs, args.timeout, Path(tmp)) for name in names]
+    page = write(columns, args.page, _meta())
+    print(f"matrix: wrote {args.page} and {args.page.with_suffix('.json')}")
+    failed_to_run = [c for c in columns if c.cells is None and not _why_not(c.name)]
+    for c in failed_to_run:
+        print(f"matrix: {c.name} could not be run: {c.not_run}", file=sys.stderr)
+    unexplained = unexplained_failures(columns, page, args.page.resolve().parent.parent)
+    for item in unexplained:
+        print(f"matrix: FAIL without a finding on the page: {item}", file=sys.stderr)
+    return 2 if failed_to_run else 1 if unexplained else 0

@@ -1,0 +1,85 @@
+"""`lstm-conformance matrix` and the committed docs/compatibility.{md,json}.
+
+The page is only as good as its findings: every FAIL cell must be explained by a finding with a
+reproduction script that exists, and the generated table must be what its JSON says."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conformance import matrix
+from conformance.adapters import unavailable
+from tests.suite_helpers import ROOT, needs_torch, run_cli
+
+PAGE = ROOT / "docs" / "compatibility.md"
+
+
+def committed_columns() -> tuple[list[matrix.Column], dict[str, str]]:
+    payload = json.loads(PAGE.with_suffix(".json").read_text())
+    columns = [matrix.Column(**c) for c in payload.pop("columns")]
+    return columns, payload
+
+
+def test_every_fail_on_the_committed_page_has_a_finding_with_a_reproduction() -> None:
+    columns, _ = committed_columns()
+    assert matrix.unexplained_failures(columns, PAGE.read_text()) == []
+
+
+def test_the_committed_table_is_what_its_json_says() -> None:
+    columns, meta = committed_columns()
+    block = matrix.BLOCK.search(PAGE.read_text())
+    assert block is not None
+    assert block.group(2) == matrix.render(columns, meta)
+
+
+def test_every_reproduction_script_is_cited_by_a_finding() -> None:
+    page = PAGE.read_text()
+    for script in (ROOT / "docs" / "repro").glob("*.py"):
+        assert f"](repro/{script.name})" in page, f"{script.name} is cited by no finding"
+
+
+def test_a_fail_needs_a_finding_naming_its_row_and_an_existing_script(tmp_path: Path) -> None:
+    column = matrix.Column("keras", cells={"float64": {"status": "FAIL", "detail": "forward: off"}})
+    (tmp_path / "docs" / "repro").mkdir(parents=True)
+    finding = "### keras: computes float64 in float32\n\nRows: `float64`\nReproduction: [r](repro/k.py)\n"
+    assert matrix.unexplained_failures([column], finding, tmp_path) == ["keras · float64"]  # no script
+    (tmp_path / "docs" / "repro" / "k.py").write_text("")
+    assert matrix.unexplained_failures([column], finding, tmp_path) == []
+    other_row = finding.replace("`float64`", "`float32`")
+    assert matrix.unexplained_failures([column], other_row, tmp_path) == ["keras · float64"]
+
+
+@needs_torch
+def test_cells_of_a_broken_implementation_carry_the_first_message(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    proc = run_cli(
+        "--impl", "tests.broken_impls:WrongGateOrder", "--case", "L1-uni-batched-nohx-f64-eval",
+        "--report", str(report), "--quiet", "--jobs", "1",
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    cells = matrix.cells_from_report(json.loads(report.read_text()))
+    assert cells["whole_sequence"]["status"] == "FAIL"
+    assert cells["whole_sequence"]["detail"].startswith("forward [L1-uni-batched-nohx-f64-eval]")
+    assert cells["float64"]["status"] == "FAIL"
+
+
+@needs_torch
+def test_matrix_command_writes_the_page_and_names_what_it_could_not_run(tmp_path: Path) -> None:
+    if unavailable("torch-cuda") is None:
+        pytest.skip("this machine has CUDA: torch-cuda would run")
+    page = tmp_path / "docs" / "compatibility.md"
+    page.parent.mkdir()
+    page.write_text("intro\n<!-- generated:matrix -->\nold\n<!-- /generated:matrix -->\n## Findings\n")
+    proc = run_cli("matrix", "--impls", "lstm_ref,torch-cuda", "--page", str(page), "--jobs", "1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = page.read_text()
+    assert text.startswith("intro\n") and text.endswith("## Findings\n") and "old" not in text
+    assert "| `whole_sequence` | pass |" in text and "| `gradients` | pass |" in text
+    assert "Not run here: torch-cuda (no CUDA device here" in text
+    payload = json.loads(page.with_suffix(".json").read_text())
+    lstm_ref, cuda = payload["columns"]
+    assert lstm_ref["verdict"] == "PASS" and lstm_ref["cells"]["errors"]["status"] == "pass"
+    assert cuda["cells"] is None and "CUDA" in cuda["not_run"]
