@@ -1,4 +1,4 @@
-"""Task runner: `nox -s tests`, `nox -s lint`, `nox -s conformance`, `nox -s regen`, `nox -s bench`."""
+"""Task runner: `nox -s tests`, `lint`, `conformance`, `regen`, `bench`, `adapter`, `matrix`."""
 
 from pathlib import Path
 
@@ -7,6 +7,8 @@ import nox
 nox.options.sessions = ["tests", "lint"]
 PYTHON = "3.11"
 LINTERS = ("ruff==0.17.6", "mypy==2.4.1")  # pinned: new releases add rules
+# the adapters whose libraries are not in the test extra: name -> the extra that installs them
+ADAPTER_EXTRAS = {"onnxruntime": "onnx", "keras": "keras", "flax": "jax"}
 
 
 @nox.session(python=PYTHON)
@@ -44,6 +46,23 @@ def bench(session: nox.Session) -> None:
         "--benchmark-json=bench-results/pytest-benchmark.json",
     )  # fmt: skip
     session.run("python", "-m", "benchmarks.summary", "--out", "bench-results", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+@nox.parametrize("name", list(ADAPTER_EXTRAS))
+def adapter(session: nox.Session, name: str) -> None:
+    """One adapter with its library (CPU build): its tests, which drive the real CLI
+    (`nox -s "adapter(name='keras')"`; the torch-family adapters are tested by `nox -s tests`)."""
+    session.install("-e", f".[{ADAPTER_EXTRAS[name]}]")
+    session.run("python", "-m", "pytest", f"tests/test_adapter_{name}.py", "-p", "no:cacheprovider")
+
+
+@nox.session(python=PYTHON)
+def matrix(session: nox.Session) -> None:
+    """Every adapter's library installed, then docs/compatibility.{md,json} regenerated; fails
+    when a FAIL cell has no finding with a reproduction on the page."""
+    session.install("-e", ".[adapters]")
+    session.run("lstm-conformance", "matrix", *session.posargs)
 
 
 @nox.session(python=PYTHON)

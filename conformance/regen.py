@@ -310,32 +310,34 @@ def _check_fixtures(directory: Path, out: TextIO, exact: bool = False) -> int:
             )
         manifest, files = build(all_cases(), torch_error_types())
         findings = _compare_on_disk(store, found, manifest, files, exact)
-        lines, counts = findings.lines, findings.counts
         temps = leftover_temp_files(directory)
-    for line in lines:
-        print(line, file=out)
     for path in temps:
-        print(
-            f"note: {path} is a temp file left by an interrupted regen (the next regen removes it)", file=out
+        findings.lines.append(
+            f"note: {path} is a temp file left by an interrupted regen (the next regen removes it)"
         )
-    if counts:
-        summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+    return _verdict(findings, len(manifest["cases"]), directory, out)
+
+
+def _verdict(findings: _Findings, n: int, directory: Path, out: TextIO) -> int:
+    """Print the findings and the last line; 1 when any file is bad."""
+    for line in findings.lines:
+        print(line, file=out)
+    if findings.counts:
+        summary = ", ".join(f"{k} {kind}" for kind, k in sorted(findings.counts.items()))
         print(
-            f"{sum(counts.values())} bad fixture file(s) in {directory} ({summary}): the fixtures do not "
-            f"match live torch; `{REGEN_COMMAND}` rewrites them",
+            f"{sum(findings.counts.values())} bad fixture file(s) in {directory} ({summary}): the fixtures "
+            f"do not match live torch; `{REGEN_COMMAND}` rewrites them",
             file=out,
         )
         return 1
-    n = len(manifest["cases"])
     if not findings.rounding:
         print(f"fixtures match live torch: {n} cases, byte for byte", file=out)
         return 0
-    worst = "; ".join(str(p.name) for p in findings.rounding[:3])
+    named = "; ".join(p.name for p in findings.rounding[:3]) + (", ..." if len(findings.rounding) > 3 else "")
     print(
         f"fixtures match live torch: {n} cases, {n - len(findings.rounding)} byte for byte and "
-        f"{len(findings.rounding)} within the drift tolerance ({worst}{', ...' if len(findings.rounding) > 3 else ''}): "
-        "this machine's torch rounds them differently from the one that made them (another CPU "
-        "or BLAS); --exact requires byte identity",
+        f"{len(findings.rounding)} within the drift tolerance ({named}): this machine's torch rounds "
+        "them differently from the one that made them (another CPU or BLAS); --exact requires byte identity",
         file=out,
     )
     return 0
