@@ -48,6 +48,7 @@ class Task:
     suite: str = ""  # a SuiteCheck's name
     oracle: str = ""  # the suite check's oracle ("self" for none)
     pattern: str | None = None  # --case, selecting a suite check's items
+    resume_after: str = ""  # a suite check resumed after the item its last worker crashed in
 
     @property
     def rows(self) -> tuple[str, ...]:
@@ -114,16 +115,18 @@ def _rerun(spec: str, case_id: str, oracle: str, extra: str) -> str:
     return f"lstm-conformance --impl {spec} --case {case_id}{oracle_arg}{extra}"
 
 
-def crash_result(task: Task, check: str, what: str, rerun_extra: str, spec: str) -> Result:
-    """A job whose worker died or hung: a failure of the check it was in, saying what happened."""
+def crash_result(task: Task, check: str, what: str, rerun_extra: str, spec: str, item: str = "") -> Result:
+    """A job whose worker died or hung: a failure of the check it was in, saying what happened.
+    In a suite check, ``item`` is the item it was in (the rest are resumed in another worker)."""
     where = f" in check {check!r}" if check else ""
     message = (
         f"crashed{where}: the worker process {what}"
         if not what.startswith(("the ", "timed", "importing"))
         else f"crashed{where}: {what}"
     )
-    message += "; the rest of this case's checks did not run"
-    case_id = task.id if task.case is not None else f"{task.suite}:*"
+    if task.case is not None:
+        message += "; the rest of this case's checks did not run"
+    case_id = task.id if task.case is not None else item or f"{task.suite}:*"
     return Result(
         "crash",
         case_id,
@@ -131,7 +134,7 @@ def crash_result(task: Task, check: str, what: str, rerun_extra: str, spec: str)
         task.rows,
         "fail",
         message=message,
-        rerun=_rerun(spec, task.id, task.oracle, rerun_extra),
+        rerun=_rerun(spec, item or task.id, task.oracle, rerun_extra),
     )
 
 
@@ -263,12 +266,27 @@ def _execute_suite(impl: Impl, task: Task, payload: Payload) -> Iterator[Result 
     types = payload if isinstance(payload, dict) else {}
     ctx = SuiteContext(impl.factory, impl.unsupported, lambda: types, impl.tolerances)
     rows = (check.name,)
+    skipping = bool(task.resume_after)  # up to and including the item a worker crashed in
     for item in check.items(ctx):
+        if skipping:
+            skipping = item.id != task.resume_after
+            continue
         if not task.pattern or fnmatch.fnmatchcase(item.id, task.pattern):
-            yield f"{check.name} ({item.id})"
+            yield suite_item_label(check.name, item.id)
             yield run_check(
                 impl, check.name, item.id, task.oracle, rows, item.run, (*check.needs, *item.needs)
             )
+
+
+def suite_item_label(check: str, item: str) -> str:
+    """What a worker reports before each item of a suite check (``errors (input-batch-0)``)."""
+    return f"{check} ({item})"
+
+
+def suite_item_of(task: Task, label: str) -> str:
+    """The item id in a :func:`suite_item_label` of ``task``'s check, or ``""``."""
+    prefix = f"{task.suite} ("
+    return label[len(prefix) : -1] if task.suite and label.startswith(prefix) else ""
 
 
 def _case_payload(case: Case, oracles: list[Oracle], spec: str, rerun_extra: str) -> Payload:

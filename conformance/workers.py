@@ -11,6 +11,7 @@ gives every job a new worker, so no verdict depends on what ran before it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .runner import Job, Payload, Result, crash_result, execute
+from .runner import Job, Payload, Result, crash_result, execute, suite_item_of
 
 # spawn, not fork: the parent may hold torch's threads, and a worker must start clean
 CONTEXT = multiprocessing.get_context("spawn")
@@ -78,6 +79,7 @@ class Worker:
         self.process.start()
         child.close()
         self.job: tuple[int, Job] | None = None
+        self.payload: Payload = None  # the job's, kept to resume a suite check after a crash
         self.deadline = 0.0
         self.check = ""  # the check being run, for the crash message
 
@@ -128,6 +130,7 @@ class Pool:
         self.size, self.timeout, self.fresh = max(1, size), timeout, fresh
         self.idle: list[Worker] = []
         self.busy: list[Worker] = []
+        self.resumed: deque[tuple[int, Job, Payload]] = deque()
 
     def start(self) -> tuple[ImplInfo | None, str]:
         """One worker, to learn the implementation's declarations (or why it cannot import)."""
@@ -151,6 +154,7 @@ class Pool:
     ) -> PoolRun:
         pending = deque(enumerate(jobs))
         prepared: deque[tuple[int, Job, Payload]] = deque()  # oracle work done ahead, while workers run
+        self.resumed = prepared  # a suite check a worker crashed in goes on after that item
         by_job: dict[int, list[Result]] = {}
         outcome = PoolRun()
         try:
@@ -160,7 +164,7 @@ class Pool:
                         index, job = pending.popleft()
                         prepared.append((index, job, payload(job)))
                     index, job, data = prepared.popleft()
-                    by_job[index] = []
+                    by_job.setdefault(index, [])
                     self._send(index, job, data, by_job, on_done)
                 if pending and len(prepared) < self.size and not self._any_ready():
                     index, job = pending.popleft()
@@ -190,7 +194,7 @@ class Pool:
             by_job[index].append(crash_result(job.task, "", str(exc), self.rerun_extra, job.spec))
             on_done(job, by_job[index])
             return
-        worker.job, worker.check = (index, job), ""
+        worker.job, worker.check, worker.payload = (index, job), "", data
         worker.deadline = time.monotonic() + self.timeout
         worker.conn.send((job.task, data))
         self.busy.append(worker)
@@ -208,11 +212,21 @@ class Pool:
             self.idle.append(worker)
 
     def _fail(self, worker: Worker, by_job: dict[int, list[Result]], what: str, on_done: Any) -> None:
+        """The worker died or hung: a failure of the case, or of the suite item it was in (the
+        suite check's remaining items then go on in a fresh worker)."""
         assert worker.job is not None
         index, job = worker.job
-        by_job[index].append(crash_result(job.task, worker.check, what, self.rerun_extra, job.spec))
+        item = suite_item_of(job.task, worker.check)
+        crash = crash_result(job.task, worker.check, what, self.rerun_extra, job.spec, item)
+        by_job[index].append(crash)
         self.busy.remove(worker)
         worker.kill()
+        if item and "timed out" not in what:
+            task = dataclasses.replace(job.task, resume_after=item)
+            self.resumed.appendleft((index, dataclasses.replace(job, task=task), worker.payload))
+            return
+        if item:  # a hang is not resumed: every later item could wait as long
+            crash.message += "; the rest of this suite check's items did not run"
         on_done(job, by_job[index])
 
     def _any_ready(self) -> bool:

@@ -58,6 +58,22 @@ def test_a_crash_fails_its_cases_and_the_run_goes_on(tmp_path: Path, impl: str, 
     assert "-> FAIL" in proc.stdout and "rerun: lstm-conformance --impl" in proc.stdout
 
 
+def test_a_crash_in_an_error_case_fails_that_item_and_the_rest_still_run(tmp_path: Path) -> None:
+    proc, report = run_report(tmp_path, "--impl", f"{MODULE}:SegfaultOnEmptyBatch", "--case", "errors:*")
+    assert proc.returncode == 1
+    crashes = [r for r in report["results"] if r["check"] == "crash"]
+    assert {r["case"] for r in crashes} == {"errors:input-batch-0-accepted"}
+    assert {r["features"][0] for r in crashes} == {"errors", "error_types"}
+    assert all("killed by SIGSEGV" in r["message"] for r in crashes)
+    assert crashes[0]["rerun"].startswith(
+        f"lstm-conformance --impl {MODULE}:SegfaultOnEmptyBatch --case errors:input-batch-0-accepted"
+    )
+    # every other error case still has its verdicts, in both rows
+    for row in ("errors", "error_types"):
+        ran = [r for r in report["results"] if r["features"] == [row] and r["check"] != "crash"]
+        assert len(ran) == 47 and all(r["status"] == "pass" for r in ran), row
+
+
 def test_memory_error_is_a_failure_not_a_crash(tmp_path: Path) -> None:
     proc, report = run_report(tmp_path, "--impl", f"{MODULE}:MemoryErrorOnComplex", "--case", SOME_CASES)
     assert proc.returncode == 1
