@@ -52,7 +52,8 @@ def to_device(value: Any, device: str) -> Any:
     if device == "cpu":
         return value
     if isinstance(value, (torch.Tensor, PackedSequence)):
-        return value.to(device)
+        tensor: Any = value
+        return tensor.to(device)
     if isinstance(value, (tuple, list)):
         return type(value)(to_device(v, device) for v in value)
     return value

@@ -23,7 +23,8 @@ from ..torch_adapter import TorchForward, TorchLSTMCell  # noqa: E402
 def quantize(module: Any) -> Any:
     """``module`` (an nn.LSTM or nn.LSTMCell) quantized dynamically to int8 weights."""
     holder = torch.nn.ModuleDict({"m": module})
-    quantized = torch.ao.quantization.quantize_dynamic(holder, {type(module)}, dtype=torch.qint8)
+    quantization: Any = torch.ao.quantization
+    quantized = quantization.quantize_dynamic(holder, {type(module)}, dtype=torch.qint8)
     return quantized["m"].train(module.training)
 
 

@@ -20,5 +20,8 @@ print("decomposition output shape:", tuple(out[0].shape))
 """
 proc = subprocess.run([sys.executable, "-c", CALL], capture_output=True, text=True)
 print(proc.stdout.strip())
-print(f"decomposition process exit status: {proc.returncode}" + (" (killed by SIGFPE)" if proc.returncode == -8 else ""))
+print(
+    f"decomposition process exit status: {proc.returncode}"
+    + (" (killed by SIGFPE)" if proc.returncode == -8 else "")
+)
 sys.exit(0 if proc.returncode == 0 else 1)

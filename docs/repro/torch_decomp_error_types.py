@@ -21,7 +21,7 @@ cases = {
 def raised(fn, *args):
     try:
         fn(*args)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     return "nothing"
 

@@ -23,7 +23,7 @@ def call(hx):
         try:
             scripted.forward__0(x, hx)
             return "ok"
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             return type(exc).__name__ + (" (INTERNAL ASSERT FAILED)" if "INTERNAL ASSERT" in str(exc) else "")
 
 
