@@ -16,7 +16,7 @@ torch._dynamo.config.allow_rnn = True
 def outcome(fn, *args):
     try:
         fn(*args)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return f"{type(exc).__name__}: {str(exc).splitlines()[0][:70]}"
     return "ok"
 
