@@ -273,6 +273,11 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         if torch_available():  # checked here too: the workers are other processes
             print(f"--impl torch: {torch_available()}", file=sys.stderr)
             return 2
+    from .adapters import REGISTRY, unavailable
+
+    if args.impl in REGISTRY and unavailable(args.impl):  # a library or the device is missing
+        print(f"--impl {args.impl}: {unavailable(args.impl)}", file=sys.stderr)
+        return 2
     oracles, fixture_problem, fixtures_made = _fixture_oracle_problem(
         make_oracles(args.oracle, args.fixtures)
     )

@@ -44,14 +44,43 @@ def _load_state_dict(module: Any, state_dict: dict[str, Any]) -> None:
     module.load_state_dict({name: torch.as_tensor(np.array(value)) for name, value in state_dict.items()})
 
 
-class TorchLSTM:
-    """torch.nn.LSTM behind lstm_ref.LSTM's NumPy API.
+def to_device(value: Any, device: str) -> Any:
+    """Tensors (also in a PackedSequence, tuple or list) moved to ``device``; anything else as is."""
+    import torch
+    from torch.nn.utils.rnn import PackedSequence
+
+    if device == "cpu":
+        return value
+    if isinstance(value, (torch.Tensor, PackedSequence)):
+        tensor: Any = value
+        return tensor.to(device)
+    if isinstance(value, (tuple, list)):
+        return type(value)(to_device(v, device) for v in value)
+    return value
+
+
+def from_torch_output(out: Any, h_n: Any, c_n: Any) -> Any:
+    """torch's ``(output, (h_n, c_n))`` as NumPy (a PackedSequence as lstm_ref's)."""
+    from torch.nn.utils.rnn import PackedSequence
+
+    if isinstance(out, PackedSequence):
+        fields: list[Any] = [out.data, out.batch_sizes, out.sorted_indices, out.unsorted_indices]
+        arrays: list[Any] = [None if f is None else to_numpy(f) for f in fields]
+        return lstm_ref.PackedSequence(*arrays), (to_numpy(h_n), to_numpy(c_n))
+    return to_numpy(out), (to_numpy(h_n), to_numpy(c_n))
+
+
+class TorchForward:
+    """torch.nn.LSTM behind lstm_ref.LSTM's NumPy API, without the backward pass.
 
     ``dropout_masks`` are honoured by running torch layer by layer (one-layer modules sharing
     the parameters) and multiplying the masks, scaled by 1/(1-p), onto the layer inputs.
+    Subclasses (the torch-family adapters) change what runs the module: ``device``,
+    ``_run_module`` (the whole module) and ``_run_layer`` (a one-layer module, for masks).
     """
 
     conformance_unsupported: ClassVar[dict[str, str]] = {}
+    device: ClassVar[str] = "cpu"
 
     def __init__(
         self,
@@ -85,18 +114,18 @@ class TorchLSTM:
                 bidirectional=bidirectional,
                 proj_size=proj_size,
                 dtype=tdtype,
-            )
+            ).to(self.device)
         self.dtype = np.dtype(dtype)
 
     @property
     def training(self) -> bool:
         return bool(self.module.training)
 
-    def train(self, mode: bool = True) -> TorchLSTM:
+    def train(self, mode: bool = True) -> TorchForward:
         self.module.train(mode)
         return self
 
-    def eval(self) -> TorchLSTM:
+    def eval(self) -> TorchForward:
         return self.train(False)
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -119,27 +148,38 @@ class TorchLSTM:
             raise ValueError("vjp in training mode with dropout needs dropout_masks")
         if len(dropout_masks) != layers - 1:
             raise ValueError(f"expected {layers - 1} dropout masks, got {len(dropout_masks)}")
-        return [torch.from_numpy(dropout_noise(keep, p, self.dtype)) for keep in dropout_masks]
+        noise = [torch.from_numpy(dropout_noise(keep, p, self.dtype)) for keep in dropout_masks]
+        return to_device(noise, self.device)  # type: ignore[no-any-return]
+
+    def _run_module(self, x: Any, hx: Any) -> Any:
+        """``(output, (h_n, c_n))`` of the whole module (torch's own call here)."""
+        return self.module(x, hx)
+
+    def _run_layer(self, single: Any) -> Any:
+        """What runs a one-layer module sharing the parameters, when masks are replayed."""
+        return single
 
     def _forward(self, x: Any, hx: Any, noise: list[Any] | None) -> tuple[Any, Any, Any]:
         if noise is None:
-            out, (h_n, c_n) = self.module(x, hx)
+            out, (h_n, c_n) = self._run_module(x, hx)
             return out, h_n, c_n
-        return run_layers(self.module, x, hx, noise)[:3]  # masks are time-major, like torch's
+        return run_layers(self.module, x, hx, noise, self._run_layer)[:3]  # masks are time-major
+
+    def _inputs(self, input: Any, hx: Any) -> tuple[Any, Any]:
+        x, t_hx = to_torch_input(input), None if hx is None else to_torch_hx(hx)
+        return to_device(x, self.device), to_device(t_hx, self.device)
 
     def __call__(self, input: Any, hx: Any = None, *, dropout_masks: Sequence[Any] | None = None) -> Any:
         import torch
-        from torch.nn.utils.rnn import PackedSequence
 
-        x, t_hx = to_torch_input(input), None if hx is None else to_torch_hx(hx)
+        x, t_hx = self._inputs(input, hx)
         with torch.no_grad(), one_thread():
             out, h_n, c_n = self._forward(x, t_hx, self._replay_noise(dropout_masks, required=False))
-        if isinstance(out, PackedSequence):
-            fields: list[Any] = [out.data, out.batch_sizes, out.sorted_indices, out.unsorted_indices]
-            arrays: list[Any] = [None if f is None else to_numpy(f) for f in fields]
-            packed = lstm_ref.PackedSequence(*arrays)
-            return packed, (to_numpy(h_n), to_numpy(c_n))
-        return to_numpy(out), (to_numpy(h_n), to_numpy(c_n))
+        return from_torch_output(out, h_n, c_n)
+
+
+class TorchLSTM(TorchForward):
+    """torch.nn.LSTM behind lstm_ref.LSTM's NumPy API, with the backward pass (``vjp``)."""
 
     def vjp(
         self,
@@ -158,14 +198,15 @@ class TorchLSTM:
         m = self.module
         with torch.enable_grad(), one_thread(), warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            t_hx = None if hx is None else to_torch_hx(hx)
-            x, leaf, h0, c0 = differentiable_leaves(m, to_torch_input(input), t_hx)
+            x, leaf, h0, c0 = differentiable_leaves(m, *self._inputs(input, hx))
             out, h_n, c_n = self._forward(x, (h0, c0), self._replay_noise(dropout_masks, required=True))
             data = out.data if isinstance(out, PackedSequence) else out
             if isinstance(grad_output, lstm_ref.PackedSequence):
                 grad_output = grad_output.data
             upstream = [
-                torch.zeros_like(t) if g is None else torch.from_numpy(np.array(g, dtype=to_numpy(t).dtype))
+                torch.zeros_like(t)
+                if g is None
+                else torch.from_numpy(np.array(g, dtype=to_numpy(t).dtype)).to(t.device)
                 for g, t in ((grad_output, data), (grad_h_n, h_n), (grad_c_n, c_n))
             ]
             grads = autograd_vjp(m, (data, h_n, c_n), [leaf, h0, c0], upstream)
@@ -199,5 +240,9 @@ class TorchLSTMCell:
         import torch
 
         with torch.no_grad(), one_thread():
-            h, c = self.module(to_tensor(input), None if hx is None else to_torch_hx(hx))
+            h, c = self._run(to_tensor(input), None if hx is None else to_torch_hx(hx))
         return to_numpy(h), to_numpy(c)
+
+    def _run(self, x: Any, hx: Any) -> Any:
+        """``(h, c)`` of one step (torch's own call here; the adapters change it)."""
+        return self.module(x, hx)

@@ -120,10 +120,14 @@ def _apply_noise(module: Any, out: Any, noise: Any) -> Any:
     return out * (noise.transpose(0, 1) if module.batch_first else noise)
 
 
-def run_layers(module: Any, x: Any, hx: Any, noise: Sequence[Any] | None) -> tuple[Any, Any, Any, list[Any]]:
+def run_layers(
+    module: Any, x: Any, hx: Any, noise: Sequence[Any] | None, wrap: Callable[[Any], Any] | None = None
+) -> tuple[Any, Any, Any, list[Any]]:
     """torch.nn.LSTM layer by layer, multiplying the input of layer l+1 by ``noise[l]``
     (torch's dropout noise ``keep / (1-p)``, time-major).  Layers run in eval mode, so
-    torch draws nothing itself.  Returns (output, h_n, c_n, per-layer outputs before dropout)."""
+    torch draws nothing itself; ``wrap`` turns each one-layer module into what runs it (a
+    scripted or quantized module, for an adapter).  Returns (output, h_n, c_n, per-layer
+    outputs before dropout)."""
     import torch
 
     d = 2 if module.bidirectional else 1
@@ -132,7 +136,8 @@ def run_layers(module: Any, x: Any, hx: Any, noise: Sequence[Any] | None) -> tup
         states = (
             None if hx is None else (hx[0][layer * d : (layer + 1) * d], hx[1][layer * d : (layer + 1) * d])
         )
-        out, (h, c) = single_layer(module, layer)(layer_input, states)
+        single = single_layer(module, layer)
+        out, (h, c) = (single if wrap is None else wrap(single))(layer_input, states)
         outs.append(out)
         hs.append(h)
         cs.append(c)
@@ -309,14 +314,14 @@ def zero_state(module: Any, x: Any, width: int) -> Any:
     from torch.nn.utils.rnn import PackedSequence
 
     lead = int(module.num_layers) * (2 if module.bidirectional else 1)
-    dtype = next(module.parameters()).dtype
+    dtype, device = next(module.parameters()).dtype, next(module.parameters()).device
     if isinstance(x, PackedSequence):
         shape: tuple[int, ...] = (lead, int(x.batch_sizes[0]), width)
     elif x.dim() == 2:
         shape = (lead, width)
     else:
         shape = (lead, x.shape[0 if module.batch_first else 1], width)
-    return torch.zeros(shape, dtype=dtype)
+    return torch.zeros(shape, dtype=dtype, device=device)
 
 
 def differentiable_leaves(module: Any, x: Any, hx: Any) -> tuple[Any, Any, Any, Any]:

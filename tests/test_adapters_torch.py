@@ -1,0 +1,104 @@
+"""The torch-family adapters (conformance/adapters/torch_*.py, torchscript.py) through the real
+CLI, on small --case subsets: the rows they must pass pass, each known finding FAILs exactly
+its rows, declared rows read declared, and torch-compile refuses to answer uncompiled."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.suite_helpers import needs_torch, run_cli
+
+pytestmark = needs_torch
+
+
+def run(tmp_path: Path, impl: str, case: str) -> tuple[int, dict[str, Any], dict[str, dict[str, Any]], str]:
+    report = tmp_path / "report.json"
+    proc = run_cli("--impl", impl, "--case", case, "--jobs", "1", "--quiet", "--report", str(report))
+    data = json.loads(report.read_text())
+    return proc.returncode, data, {row["feature"]: row for row in data["table"]}, proc.stdout
+
+
+def statuses(rows: dict[str, dict[str, Any]], *names: str) -> dict[str, str]:
+    return {name: rows[name]["status"] for name in names}
+
+
+def test_torch_decomp_drops_nothing_between_layers_in_training(tmp_path: Path) -> None:
+    code, _, rows, _ = run(tmp_path, "torch-decomp", "dropout*")
+    assert code == 1
+    assert statuses(rows, "dropout_p0_p1", "dropout_statistics") == {
+        "dropout_p0_p1": "FAIL",
+        "dropout_statistics": "FAIL",
+    }
+    assert rows["dropout_replay"]["status"] == "pass"  # given masks: layer by layer, decomposed
+    assert rows["dropout_p0_p1"]["passed"] > 0  # p = 0 is right; only p = 1 fails
+
+
+def test_torch_decomp_error_types(tmp_path: Path) -> None:
+    _, data, rows, _ = run(tmp_path, "torch-decomp", "errors:*")
+    assert statuses(rows, "errors", "error_types") == {"errors": "pass", "error_types": "FAIL"}
+    failed = {r["case"] for r in data["results"] if r["status"] == "fail"}
+    assert failed == {"errors:input-seq-len-0", "errors:input-seq-len-0-unbatched", "errors:hx-three-states"}
+
+
+def test_torchscript_packed_passes(tmp_path: Path) -> None:
+    code, _, rows, _ = run(tmp_path, "torchscript", "L1-uni-packed_unsorted-nohx-f64-eval")
+    assert code == 0
+    assert statuses(rows, "packed_unsorted", "gradients") == {"packed_unsorted": "pass", "gradients": "pass"}
+
+
+def test_torchscript_errors_and_poisoned_state(tmp_path: Path) -> None:
+    _, data, rows, _ = run(tmp_path, "torchscript", "errors:*")
+    assert statuses(rows, "errors", "error_types") == {"errors": "FAIL", "error_types": "FAIL"}
+    messages = {r["case"]: r["message"] for r in data["results"] if r["status"] == "fail"}
+    assert "RuntimeError at construction" in messages["errors:ctor-bidirectional-int-accepted"]
+    assert "raised Error at call" in messages["errors:hx-batch-first-layout"]  # torch.jit.Error
+    # after hx=(h0, None) and a float32 c0 in a float64 model: INTERNAL ASSERT from then on
+    assert "INTERNAL ASSERT" in messages["errors:input-batch-0-accepted"]
+
+
+def test_torch_quantized_passes_at_a_declared_tolerance(tmp_path: Path) -> None:
+    code, _, rows, stdout = run(tmp_path, "torch-quantized", "probe-gate_f-f32")
+    assert code == 0
+    assert "PASS at a declared tolerance (float32 rtol=0, atol=0.05" in stdout
+    assert statuses(rows, "whole_sequence", "stepwise", "cell") == dict.fromkeys(
+        ("whole_sequence", "stepwise", "cell"), "pass"
+    )
+    for declared in ("float64", "complex64", "proj_size", "no_bias", "unbatched"):
+        assert rows[declared]["notes"][0].startswith("(declared: quantized dynamic LSTM"), declared
+    assert "no vjp method" in " ".join(rows["gradients"]["notes"])
+
+
+def test_torch_compile_runs_compiled_code(tmp_path: Path) -> None:
+    code, _, rows, _ = run(tmp_path, "torch-compile", "L1-uni-batched-nohx-f32-eval")
+    assert code == 0
+    assert statuses(rows, "whole_sequence", "stepwise", "chunked") == dict.fromkeys(
+        ("whole_sequence", "stepwise", "chunked"), "pass"
+    )
+    assert rows["dropout_replay"]["notes"][0].startswith("(declared: a compiled nn.LSTM")
+
+
+def test_torch_compile_refuses_to_answer_without_a_compiled_graph(monkeypatch: pytest.MonkeyPatch) -> None:
+    from conformance.adapters import torch_compile
+
+    monkeypatch.setenv(torch_compile.BACKEND_ENV, "eager")  # dynamo runs, no compiled graph
+    model = torch_compile.TorchCompileLSTM(input_size=3, hidden_size=4, dtype=np.float32, seed=0).eval()
+    with pytest.raises(torch_compile.NotCompiledError):
+        model(np.zeros((5, 2, 3), np.float32))
+
+
+def test_torch_cuda_without_cuda_stops_with_one_line() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    proc = run_cli("--impl", "torch-cuda")
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        "--impl torch-cuda: no CUDA device here (torch.cuda.is_available() is False)"
+    ]
