@@ -28,7 +28,7 @@ require("flax", "jax", "flax")
 
 import jax  # noqa: E402
 
-jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_enable_x64", True)  # type: ignore[no-untyped-call]
 
 from flax import nnx  # noqa: E402
 
@@ -54,16 +54,17 @@ def _run_layer(rnn: Any, x: Any, carry: Any, seq_lengths: Any, time_major: bool)
 
 def _cells(rnn: Any) -> list[Any]:
     """The OptimizedLSTMCell of each direction of one layer (forward first)."""
+    layer: Any = rnn
     if isinstance(rnn, nnx.Bidirectional):
-        return [rnn.forward_rnn.cell, rnn.backward_rnn.cell]
-    return [rnn.cell]
+        return [layer.forward_rnn.cell, layer.backward_rnn.cell]
+    return [layer.cell]
 
 
 def _summed_bias(state: dict[str, np.ndarray], suffix: str, like: np.ndarray) -> np.ndarray:
     """Flax's one bias: torch's two summed, or zeros for bias=False."""
     if "bias_ih" + suffix not in state:
         return np.zeros(like.shape[0], like.dtype)
-    return state["bias_ih" + suffix] + state["bias_hh" + suffix]
+    return np.asarray(state["bias_ih" + suffix] + state["bias_hh" + suffix])
 
 
 def check_stacking(num_layers: Any, batch_first: Any) -> None:
@@ -149,7 +150,9 @@ class FlaxLSTM:
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         c = self.config
-        shapes = param_shapes(c["input_size"], c["hidden_size"], c["num_layers"], self.bidirectional, c["bias"])
+        shapes = param_shapes(
+            c["input_size"], c["hidden_size"], c["num_layers"], self.bidirectional, c["bias"]
+        )
         if set(state_dict) != set(shapes):
             raise RuntimeError(f"state_dict keys {sorted(state_dict)} != {sorted(shapes)}")
         for name, shape in shapes.items():
@@ -234,17 +237,26 @@ class FlaxLSTMCell:
     """nnx.LSTMCell (one Linear per gate: ii/if/ig/io without bias, hi/hf/hg/ho with) as
     torch.nn.LSTMCell."""
 
-    def __init__(self, input_size: Any, hidden_size: Any, bias: Any = True, dtype: Any = np.float32, seed: int = 0):
+    def __init__(
+        self, input_size: Any, hidden_size: Any, bias: Any = True, dtype: Any = np.float32, seed: int = 0
+    ):
         self.dtype, self.bias = np.dtype(dtype), bias
         self.cell = nnx.LSTMCell(input_size, hidden_size, param_dtype=self.dtype, rngs=nnx.Rngs(seed))
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         hidden = self.cell.hidden_features
-        w_ih, w_hh = np.asarray(state_dict["weight_ih"], self.dtype), np.asarray(state_dict["weight_hh"], self.dtype)
+        w_ih, w_hh = (
+            np.asarray(state_dict["weight_ih"], self.dtype),
+            np.asarray(state_dict["weight_hh"], self.dtype),
+        )
         bias = np.zeros(4 * hidden, self.dtype)
         if self.bias:
-            bias = np.asarray(state_dict["bias_ih"], self.dtype) + np.asarray(state_dict["bias_hh"], self.dtype)
-        for gate, (i_name, h_name) in zip(GATES, (("ii", "hi"), ("if_", "hf"), ("ig", "hg"), ("io", "ho")), strict=True):
+            bias = np.asarray(state_dict["bias_ih"], self.dtype) + np.asarray(
+                state_dict["bias_hh"], self.dtype
+            )
+        for gate, (i_name, h_name) in zip(
+            GATES, (("ii", "hi"), ("if_", "hf"), ("ig", "hg"), ("io", "ho")), strict=True
+        ):
             rows = gate_rows(gate, hidden)
             getattr(self.cell, i_name).kernel.value = jax.numpy.asarray(w_ih[rows].T)
             getattr(self.cell, h_name).kernel.value = jax.numpy.asarray(w_hh[rows].T)
@@ -252,9 +264,6 @@ class FlaxLSTMCell:
 
     def __call__(self, input: Any, hx: Any = None) -> tuple[np.ndarray, np.ndarray]:
         x = np.asarray(input)
-        if hx is None:
-            carry = self.cell.initialize_carry(x.shape, rngs=nnx.Rngs(0))
-        else:
-            carry = (hx[1], hx[0])
-        (c, h), _ = self.cell(carry, x)
+        carry = self.cell.initialize_carry(x.shape, rngs=nnx.Rngs(0)) if hx is None else (hx[1], hx[0])
+        (c, h), _ = self.cell(carry, jax.numpy.asarray(x))
         return to_numpy(h), to_numpy(c)

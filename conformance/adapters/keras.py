@@ -232,7 +232,9 @@ class KerasLSTM:
             x = x[None]
         elif not packed and not self.batch_first and x.ndim == 3:
             x = np.swapaxes(x, 0, 1)
-        out, hs, cs = self._run(x, self._initial_states(hx, unbatched), mask, self._noise(dropout_masks, input))
+        out, hs, cs = self._run(
+            x, self._initial_states(hx, unbatched), mask, self._noise(dropout_masks, input)
+        )
         out = to_numpy(out)
         h_n, c_n = np.stack([to_numpy(h) for h in hs]), np.stack([to_numpy(c) for c in cs])
         if packed:

@@ -37,11 +37,21 @@ layer.cell.recurrent_kernel.assign(w_hh.T)
 layer.cell.bias.assign(b_ih + b_hh)
 out = keras.ops.convert_to_numpy(layer(x))
 print("keras", keras.__version__, "backend", keras.backend.backend(), "layer dtype", layer.dtype)
-print("kernel variable dtype", layer.cell.kernel.dtype, "- its value", keras.ops.convert_to_numpy(layer.cell.kernel.value).dtype)
+print(
+    "kernel variable dtype",
+    layer.cell.kernel.dtype,
+    "- its value",
+    keras.ops.convert_to_numpy(layer.cell.kernel.value).dtype,
+)
 print("output dtype", out.dtype, "(float64 model, float64 input)")
 t = keras.ops.convert_to_numpy(keras.ops.tanh(x))  # the LSTM's activation, on a float64 array
-print("keras.ops.tanh(float64).dtype =", t.dtype, f"max |err| = {np.abs(t - np.tanh(x)).max():.1e}",
-      "- result_type('float64', float) =", keras.src.backend.common.dtypes.result_type("float64", float))
+print(
+    "keras.ops.tanh(float64).dtype =",
+    t.dtype,
+    f"max |err| = {np.abs(t - np.tanh(x)).max():.1e}",
+    "- result_type('float64', float) =",
+    keras.src.backend.common.dtypes.result_type("float64", float),
+)
 err = np.abs(out.astype(np.float64) - expected).max()
 print(f"max |keras - torch float64| = {err:.3e} (float64 rounding is ~1e-16)")
 sys.exit(1 if out.dtype != np.float64 or err > 1e-12 else 0)
