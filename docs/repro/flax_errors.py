@@ -30,46 +30,18 @@ def flax_call(x, carry=None, features=3, hidden=4, dtype=np.float64):
 t64 = dict(dtype=torch.float64)
 x = np.zeros((5, 2, 3))
 state32, state64 = np.zeros((2, 4), np.float32), np.zeros((2, 4))
+# fmt: off
 cases = [  # (what, torch, flax)
     ("hidden_size=0", lambda: torch.nn.LSTM(3, 0), lambda: flax_call(x, hidden=0)),
-    (
-        "dropout=-0.1 / nnx.Dropout(-0.1)",
-        lambda: torch.nn.LSTM(3, 4, dropout=-0.1),
-        lambda: nnx.Dropout(-0.1),
-    ),
-    (
-        "dropout=None / nnx.Dropout(None)",
-        lambda: torch.nn.LSTM(3, 4, dropout=None),
-        lambda: nnx.Dropout(None),
-    ),
-    (
-        "4-d input",
-        lambda: torch.nn.LSTM(3, 4, **t64)(torch.zeros(2, 5, 2, 3, **t64)),
-        lambda: flax_call(np.zeros((5, 2, 2, 3))),
-    ),
-    (
-        "sequence of length 0",
-        lambda: torch.nn.LSTM(3, 4, **t64)(torch.zeros(0, 2, 3, **t64)),
-        lambda: flax_call(np.zeros((0, 2, 3))),
-    ),
-    (
-        "float32 input, float64 model",
-        lambda: torch.nn.LSTM(3, 4, **t64)(torch.zeros(5, 2, 3)),
-        lambda: flax_call(x.astype(np.float32)),
-    ),
-    (
-        "input of 7 features, model of 3",
-        lambda: torch.nn.LSTM(3, 4, **t64)(torch.zeros(5, 2, 7, **t64)),
-        lambda: flax_call(np.zeros((5, 2, 7))),
-    ),
-    (
-        "float32 c0 in a float64 model (torch accepts)",
-        lambda: torch.nn.LSTM(3, 4, **t64)(
-            torch.zeros(5, 2, 3, **t64), (torch.zeros(1, 2, 4, **t64), torch.zeros(1, 2, 4))
-        ),
-        lambda: flax_call(x, (state32, state64)),
-    ),  # Flax's carry is (c, h)
+("dropout=-0.1 / nnx.Dropout(-0.1)", lambda: torch.nn.LSTM(3, 4, dropout=-0.1), lambda: nnx.Dropout(-0.1)),
+("dropout=None / nnx.Dropout(None)", lambda: torch.nn.LSTM(3, 4, dropout=None), lambda: nnx.Dropout(None)),
+("4-d input", lambda: torch.nn.LSTM(3, 4, **t64)(torch.zeros(2, 5, 2, 3, **t64)), lambda: flax_call(np.zeros((5, 2, 2, 3)))),
+("sequence of length 0", lambda: torch.nn.LSTM(3, 4, **t64)(torch.zeros(0, 2, 3, **t64)), lambda: flax_call(np.zeros((0, 2, 3)))),
+("float32 input, float64 model", lambda: torch.nn.LSTM(3, 4, **t64)(torch.zeros(5, 2, 3)), lambda: flax_call(x.astype(np.float32))),
+("input of 7 features, model of 3", lambda: torch.nn.LSTM(3, 4, **t64)(torch.zeros(5, 2, 7, **t64)), lambda: flax_call(np.zeros((5, 2, 7)))),
+("float32 c0 in a float64 model (torch accepts)", lambda: torch.nn.LSTM(3, 4, **t64)(torch.zeros(5, 2, 3, **t64), (torch.zeros(1, 2, 4, **t64), torch.zeros(1, 2, 4)) ), lambda: flax_call(x, (state32, state64))),  # Flax's carry is (c, h)
 ]
+# fmt: on
 differ = 0
 for what, t, f in cases:
     got_t, got_f = outcome(t), outcome(f)
