@@ -1,0 +1,269 @@
+"""``--impl flax``: Flax nnx ``OptimizedLSTMCell`` under ``nnx.RNN`` (``nnx.Bidirectional`` for two
+directions), one per torch layer, behind lstm_ref's NumPy API; ``nnx.LSTMCell`` is the cell.
+
+The adapter converts layouts only: torch's weights to Flax's (kernels transposed, the two biases
+summed into the one Flax's hidden Linear has; zeros there for ``bias=False``: Flax's cell always
+has one), torch's ``(h, c)`` to Flax's carry ``(c, h)``, packed input to padded input plus
+``seq_lengths`` (Flax flips each sequence within its length for the reverse direction) and back.
+Between layers it applies Flax's own ``nnx.Dropout`` (its own draw) or multiplies the given masks.
+The recurrence is always Flax's, run under ``nnx.jit`` as a Flax user would.
+
+JAX creates no 64-bit arrays unless ``jax_enable_x64`` is on (a float64 ``param_dtype`` silently
+gives float32 parameters), so this module turns it on, as every Flax user who wants float64 must.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+import lstm_ref
+from lstm_ref.layout import GATES, dropout_noise, gate_rows, param_names, param_shapes, param_suffix
+
+from . import require, versions
+
+require("flax", "jax", "flax")
+
+import jax  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)  # type: ignore[no-untyped-call]
+
+from flax import nnx  # noqa: E402
+
+
+def to_numpy(value: Any) -> np.ndarray:
+    return np.array(value)
+
+
+def repack(padded: np.ndarray, like: lstm_ref.PackedSequence) -> lstm_ref.PackedSequence:
+    """Time-major padded output (caller's order) packed with ``like``'s batch_sizes and indices."""
+    if like.sorted_indices is not None:
+        padded = padded[:, np.asarray(like.sorted_indices)]
+    rows = [padded[t, : int(n)] for t, n in enumerate(np.asarray(like.batch_sizes))]
+    data = np.concatenate(rows, axis=0) if rows else padded[:0, 0]
+    return lstm_ref.PackedSequence(data, like.batch_sizes, like.sorted_indices, like.unsorted_indices)
+
+
+@nnx.jit(static_argnames=("time_major",))
+def _run_layer(rnn: Any, x: Any, carry: Any, seq_lengths: Any, time_major: bool) -> Any:
+    """One Flax layer (RNN or Bidirectional), returning (carry, outputs)."""
+    return rnn(x, initial_carry=carry, seq_lengths=seq_lengths, time_major=time_major, return_carry=True)
+
+
+def _cells(rnn: Any) -> list[Any]:
+    """The OptimizedLSTMCell of each direction of one layer (forward first)."""
+    layer: Any = rnn
+    if isinstance(rnn, nnx.Bidirectional):
+        return [layer.forward_rnn.cell, layer.backward_rnn.cell]
+    return [layer.cell]
+
+
+def _summed_bias(state: dict[str, np.ndarray], suffix: str, like: np.ndarray) -> np.ndarray:
+    """Flax's one bias: torch's two summed, or zeros for bias=False."""
+    if "bias_ih" + suffix not in state:
+        return np.zeros(like.shape[0], like.dtype)
+    return np.asarray(state["bias_ih" + suffix] + state["bias_hh" + suffix])
+
+
+def check_stacking(num_layers: Any, batch_first: Any) -> None:
+    """The arguments only this adapter interprets (the library has no layer count and no
+    batch_first), checked as torch checks them so that a bad one cannot be silently converted."""
+    if not isinstance(batch_first, bool):
+        raise TypeError(f"batch_first should be of type bool, got: {type(batch_first).__name__}")
+    if isinstance(num_layers, int) and num_layers <= 0:
+        raise ValueError("num_layers must be greater than zero")
+
+
+def split_hx(hx: Any, states: int) -> tuple[Any, Any]:
+    """torch's stacked ``(h_0, c_0)``; refuses what cannot be split into ``states`` per-layer
+    states (the library receives one state per layer and direction, never the stack)."""
+    if isinstance(hx, (tuple, list)) and len(hx) > 2:
+        raise RuntimeError(f"expected hx to be (h_0, c_0), got {len(hx)} arrays")
+    h0, c0 = hx[0], hx[1]
+    for name, value in (("h_0", h0), ("c_0", c0)):
+        if value is not None and len(value) != states:
+            raise RuntimeError(f"{name} has {len(value)} layers * directions, expected {states}")
+    return h0, c0
+
+
+class FlaxLSTM:
+    """torch.nn.LSTM's API over a stack of Flax nnx RNN layers."""
+
+    conformance_unsupported: ClassVar[dict[str, str]] = {
+        "proj_size": "Flax's LSTM cells (nnx.LSTMCell, nnx.OptimizedLSTMCell) have no projection (proj_size)",
+    }
+    conformance_cell: ClassVar[str] = "conformance.adapters.flax:FlaxLSTMCell"
+    conformance_version: ClassVar[str] = versions("flax", "jax", "jaxlib")
+
+    def __init__(
+        self,
+        input_size: Any,
+        hidden_size: Any,
+        num_layers: Any = 1,
+        bias: Any = True,
+        batch_first: Any = False,
+        dropout: Any = 0.0,
+        bidirectional: Any = False,
+        proj_size: Any = 0,
+        dtype: Any = np.float32,
+        seed: int | None = None,
+    ) -> None:
+        if proj_size:
+            raise NotImplementedError(self.conformance_unsupported["proj_size"])
+        check_stacking(num_layers, batch_first)
+        self.dtype = np.dtype(dtype)
+        self.config = dict(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers, bias=bias)
+        self.batch_first, self.bidirectional = batch_first, bool(bidirectional)
+        self.num_layers, self.p, self.training = num_layers, dropout, True
+        rngs = nnx.Rngs(0 if seed is None else seed)
+        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+        self.layers = [self._layer(layer, rngs) for layer in range(num_layers)]
+        self._state = self._initial_state_dict()
+
+    def _layer(self, layer: int, rngs: Any) -> Any:
+        hidden = self.config["hidden_size"]
+        features = self.config["input_size"] if layer == 0 else (1 + self.bidirectional) * hidden
+
+        def rnn() -> Any:
+            cell = nnx.OptimizedLSTMCell(features, hidden, param_dtype=self.dtype, rngs=rngs)
+            return nnx.RNN(cell, rngs=rngs)
+
+        return nnx.Bidirectional(rnn(), rnn(), rngs=rngs) if self.bidirectional else rnn()
+
+    def _initial_state_dict(self) -> dict[str, np.ndarray]:
+        """Flax's own initial weights in torch's names (bias in bias_hh, zeros in bias_ih)."""
+        state: dict[str, np.ndarray] = {}
+        for layer, rnn in enumerate(self.layers):
+            for direction, cell in enumerate(_cells(rnn)):
+                suffix = param_suffix(layer, direction)
+                state["weight_ih" + suffix] = to_numpy(cell.dense_i.kernel.value).T
+                state["weight_hh" + suffix] = to_numpy(cell.dense_h.kernel.value).T
+                if self.config["bias"]:
+                    state["bias_ih" + suffix] = np.zeros_like(to_numpy(cell.dense_h.bias.value))
+                    state["bias_hh" + suffix] = to_numpy(cell.dense_h.bias.value)
+        return state
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {name: value.copy() for name, value in self._state.items()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        c = self.config
+        shapes = param_shapes(
+            c["input_size"], c["hidden_size"], c["num_layers"], self.bidirectional, c["bias"]
+        )
+        if set(state_dict) != set(shapes):
+            raise RuntimeError(f"state_dict keys {sorted(state_dict)} != {sorted(shapes)}")
+        for name, shape in shapes.items():
+            if np.shape(state_dict[name]) != shape:
+                raise RuntimeError(f"{name}: shape {np.shape(state_dict[name])}, expected {shape}")
+        names = param_names(c["num_layers"], self.bidirectional, c["bias"])
+        self._state = {n: np.array(state_dict[n], dtype=self.dtype) for n in names}
+        for layer, rnn in enumerate(self.layers):
+            for direction, cell in enumerate(_cells(rnn)):
+                s = param_suffix(layer, direction)
+                w_ih, w_hh = self._state["weight_ih" + s], self._state["weight_hh" + s]
+                cell.dense_i.kernel.value = jax.numpy.asarray(w_ih.T)
+                cell.dense_h.kernel.value = jax.numpy.asarray(w_hh.T)
+                cell.dense_h.bias.value = jax.numpy.asarray(_summed_bias(self._state, s, w_hh))
+
+    def train(self, mode: bool = True) -> FlaxLSTM:
+        self.training = bool(mode)
+        return self
+
+    def eval(self) -> FlaxLSTM:
+        return self.train(False)
+
+    def _carries(self, hx: Any) -> list[Any] | None:
+        """torch's (D*layers, [N,] H) pair as Flax's carries ``(c, h)``, per layer."""
+        if hx is None:
+            return None
+        h0, c0 = split_hx(hx, (1 + self.bidirectional) * self.num_layers)
+        d = 1 + self.bidirectional
+        carries = []
+        for layer in range(self.num_layers):
+            per_dir = [(None if c0 is None else c0[k], h0[k]) for k in range(layer * d, (layer + 1) * d)]
+            carries.append(tuple(per_dir) if self.bidirectional else per_dir[0])
+        return carries
+
+    def _noise(self, dropout_masks: Sequence[Any] | None, like: Any) -> list[np.ndarray] | None:
+        """The given time-major keep-masks as noise ``keep / (1-p)`` in the layout of ``like``."""
+        if dropout_masks is None:
+            return None
+        noise = []
+        for keep in dropout_masks:
+            keep = np.asarray(keep)
+            if isinstance(like, lstm_ref.PackedSequence):
+                fields = (keep, like.batch_sizes, like.sorted_indices, like.unsorted_indices)
+                keep = lstm_ref.pad_packed_sequence(lstm_ref.PackedSequence(*fields))[0]
+            elif keep.ndim == 3 and self.batch_first:
+                keep = np.swapaxes(keep, 0, 1)
+            noise.append(dropout_noise(keep, float(self.p), self.dtype))
+        return noise
+
+    def _run(self, x: Any, carries: Any, lengths: Any, time_major: bool, noise: Any) -> Any:
+        """Flax's layers one after the other, with dropout between them."""
+        finals = []
+        for layer, rnn in enumerate(self.layers):
+            carry = None if carries is None else carries[layer]
+            final, out = _run_layer(rnn, x, carry, lengths, time_major)
+            finals += list(final) if self.bidirectional else [final]
+            x = out
+            if layer < self.num_layers - 1:
+                if noise is not None:
+                    x = out * noise[layer]
+                elif self.training:
+                    x = self.dropout(out, deterministic=False)
+        return x, finals
+
+    def __call__(self, input: Any, hx: Any = None, *, dropout_masks: Sequence[Any] | None = None) -> Any:
+        packed = isinstance(input, lstm_ref.PackedSequence)
+        lengths = None
+        if packed:
+            x, lengths = lstm_ref.pad_packed_sequence(input)
+        else:
+            x = np.asarray(input)
+        time_major = packed or x.ndim != 3 or not self.batch_first
+        noise = self._noise(dropout_masks, input)
+        out, finals = self._run(x, self._carries(hx), lengths, time_major, noise)
+        h_n = np.stack([to_numpy(h) for _, h in finals])
+        c_n = np.stack([to_numpy(c) for c, _ in finals])
+        out = to_numpy(out)
+        return (repack(out, input) if packed else out), (h_n, c_n)
+
+
+class FlaxLSTMCell:
+    """nnx.LSTMCell (one Linear per gate: ii/if/ig/io without bias, hi/hf/hg/ho with) as
+    torch.nn.LSTMCell."""
+
+    def __init__(
+        self, input_size: Any, hidden_size: Any, bias: Any = True, dtype: Any = np.float32, seed: int = 0
+    ):
+        self.dtype, self.bias = np.dtype(dtype), bias
+        self.cell = nnx.LSTMCell(input_size, hidden_size, param_dtype=self.dtype, rngs=nnx.Rngs(seed))
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        hidden = self.cell.hidden_features
+        w_ih, w_hh = (
+            np.asarray(state_dict["weight_ih"], self.dtype),
+            np.asarray(state_dict["weight_hh"], self.dtype),
+        )
+        bias = np.zeros(4 * hidden, self.dtype)
+        if self.bias:
+            bias = np.asarray(state_dict["bias_ih"], self.dtype) + np.asarray(
+                state_dict["bias_hh"], self.dtype
+            )
+        for gate, (i_name, h_name) in zip(
+            GATES, (("ii", "hi"), ("if_", "hf"), ("ig", "hg"), ("io", "ho")), strict=True
+        ):
+            rows = gate_rows(gate, hidden)
+            getattr(self.cell, i_name).kernel.value = jax.numpy.asarray(w_ih[rows].T)
+            getattr(self.cell, h_name).kernel.value = jax.numpy.asarray(w_hh[rows].T)
+            getattr(self.cell, h_name).bias.value = jax.numpy.asarray(bias[rows])
+
+    def __call__(self, input: Any, hx: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        x = np.asarray(input)
+        carry = self.cell.initialize_carry(x.shape, rngs=nnx.Rngs(0)) if hx is None else (hx[1], hx[0])
+        (c, h), _ = self.cell(carry, jax.numpy.asarray(x))
+        return to_numpy(h), to_numpy(c)
