@@ -1,4 +1,4 @@
-"""Same thread count for numpy's BLAS, torch and onnxruntime for the whole session."""
+"""Same thread count for torch, numpy's BLAS, XLA and onnxruntime for the whole session."""
 
 from __future__ import annotations
 
@@ -17,6 +17,4 @@ def _pinned_threads() -> Iterator[int]:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return (
-        f"lstm benchmarks: {bench_threads()} thread(s) for numpy BLAS / torch / onnxruntime (BENCH_THREADS)"
-    )
+    return f"lstm benchmarks: {bench_threads()} thread(s) for torch / numpy BLAS / XLA / onnxruntime (BENCH_THREADS)"
