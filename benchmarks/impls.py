@@ -140,18 +140,20 @@ def bench_threads() -> int:
 def configure_xla(threads: int) -> None:
     """XLA's CPU thread pool (flax, keras on jax): read once, when jax initialises its backend,
     so this must run before jax is imported; a jax already imported keeps its pool."""
+    os.environ.setdefault("KERAS_BACKEND", "jax")  # the keras adapter runs keras on jax
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "intra_op_parallelism_threads" in flags:  # set by the user, or by an earlier call
+        return
     if "jax" in sys.modules:
         print(
             "benchmarks: jax was imported before the thread settings; XLA_FLAGS not applied", file=sys.stderr
         )
         return
-    flags = os.environ.get("XLA_FLAGS", "")
     if threads == 1:
         flags += " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
     else:
         flags += f" intra_op_parallelism_threads={threads}"
     os.environ["XLA_FLAGS"] = flags.strip()
-    os.environ.setdefault("KERAS_BACKEND", "jax")  # the keras adapter runs keras on jax
 
 
 def configure_onnxruntime(threads: int) -> None:
@@ -196,6 +198,15 @@ def set_threads(threads: int) -> Any:
     configure_onnxruntime(threads)
     torch.set_num_threads(threads)
     return threadpool_limits(limits=threads)
+
+
+def reset_compiler_caches() -> None:
+    """Forget torch.compile's compiled code before building new cases.  Dynamo caches per code
+    object (nn.LSTM.forward for every instance) and falls back to eager (one warning) after 8
+    recompiles; and after one shape change it compiles shape-generic code.  Without a reset
+    the later configurations' torch-compile column would time something else."""
+    if "torch._dynamo" in sys.modules:
+        torch._dynamo.reset()
 
 
 class Unavailable(Exception):

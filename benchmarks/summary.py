@@ -58,6 +58,7 @@ from benchmarks.impls import (
     bench_threads,
     error_vs_torch,
     make_case,
+    reset_compiler_caches,
     sanity_reason,
     set_threads,
 )
@@ -201,6 +202,7 @@ def measure_first_call(impl: str, config_id: str, mode: str) -> dict[str, Any]:
 def bench_config(
     config: Config, mode: str, impls: list[str], args: argparse.Namespace, peak: float
 ) -> list[Row]:
+    reset_compiler_caches()  # the cases of earlier configurations are not run again
     rows = [Row(config.id, mode, impl) for impl in impls]
     built = [(row, build_and_check(row, config, mode)) for row in rows]
     cases = [case for _, case in built if case is not None]
