@@ -22,11 +22,15 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import os
+import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,6 +41,7 @@ import torch
 from conformance.adapters import REGISTRY, unavailable
 
 HAVE_ONNX = importlib.util.find_spec("onnx") is not None
+ROOT = Path(__file__).absolute().parent.parent  # not resolve(): a symlinked checkout stays itself
 
 
 @dataclass(frozen=True)
@@ -307,11 +312,34 @@ def plugin_factory(impl: str) -> tuple[Any, dict[str, str]]:
     return loaded.factory, loaded.unsupported
 
 
-def _plugin_case(impl: str, config: Config, mode: str) -> Case:
+def _plugin_factory_for(impl: str, config: Config, mode: str) -> Any:
+    """The factory, once its declarations allow config/mode (else Unavailable)."""
     factory, unsupported = plugin_factory(impl)
     for row in config.rows_needed(mode):
         if row in unsupported:
             raise Unavailable(f"declares {row} unsupported: {unsupported[row]}")
+    if mode != "forward" and isinstance(factory, type) and not hasattr(factory, "vjp"):
+        raise Unavailable(f"{impl} has no vjp (no gradients through the plug-in API)")
+    return factory
+
+
+def check_available(impl: str, config: Config, mode: str) -> None:
+    """Raise Unavailable if impl cannot run config/mode here, without building anything."""
+    if impl == "onnx-reference":
+        if not HAVE_ONNX:
+            raise Unavailable("onnx is not installed: pip install 'lstm-ref[onnx]'")
+        if mode != "forward":
+            raise Unavailable("onnx's ReferenceEvaluator has no gradients")
+        if config.proj_size:
+            raise Unavailable("ONNX's LSTM operator has no projection (proj_size)")
+    elif impl in REGISTRY or impl in PLUGIN_IMPLS:
+        _plugin_factory_for(impl, config, mode)
+    elif impl != "torch":
+        raise ValueError(f"unknown implementation {impl!r}; known: {', '.join(IMPLEMENTATIONS)}")
+
+
+def _plugin_case(impl: str, config: Config, mode: str) -> Case:
+    factory = _plugin_factory_for(impl, config, mode)
     start = time.perf_counter()
     model = factory(
         input_size=config.input_size,
@@ -413,10 +441,7 @@ def onnx_model(config: Config) -> Any:
 
 
 def _onnx_reference_case(config: Config, mode: str) -> Case:
-    if not HAVE_ONNX:
-        raise Unavailable("onnx is not installed: pip install 'lstm-ref[onnx]'")
-    if mode != "forward":
-        raise Unavailable("onnx's ReferenceEvaluator has no gradients")
+    check_available("onnx-reference", config, mode)
     from onnx.reference import ReferenceEvaluator
 
     start = time.perf_counter()
@@ -429,13 +454,49 @@ def _onnx_reference_case(config: Config, mode: str) -> Case:
 def make_case(impl: str, config: Config, mode: str) -> Case:
     """Build one case (timed into ``build_s``); raises Unavailable when impl cannot run
     config/mode here (library missing, feature declared unsupported, no gradients)."""
+    check_available(impl, config, mode)
     if impl == "torch":
         return _torch_case(config, mode)
     if impl == "onnx-reference":
         return _onnx_reference_case(config, mode)
-    if impl in REGISTRY or impl in PLUGIN_IMPLS:
-        return _plugin_case(impl, config, mode)
-    raise ValueError(f"unknown implementation {impl!r}; known: {', '.join(IMPLEMENTATIONS)}")
+    return _plugin_case(impl, config, mode)
+
+
+def first_call_in_process(impl: str, config: str, mode: str, threads: int, timeout: float) -> dict[str, Any]:
+    """Build + first call of one case in a fresh interpreter (``summary --measure-first-call``):
+    ``{"build_s", "first_call_s"}``, or ``{"error"}`` (``"timed_out": True`` past ``timeout``:
+    the child and what it started, e.g. Inductor's compile workers, are killed)."""
+    command = [sys.executable, "-m", "benchmarks.summary", "--threads", str(threads)]
+    command += ["--measure-first-call", impl, config, mode]
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    proc = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": path},
+        start_new_session=True,  # its own process group, killed as one
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        why = f"build + first call took over {timeout:.0f} s in a fresh process (BENCH_FIRST_CALL_TIMEOUT): not timed"
+        return {"error": why, "timed_out": True}
+    lines = stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        tail = (stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": f"first-call process exited {proc.returncode}: {tail}"}
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def first_call_timeout() -> float:
+    """Seconds a case's build + first call may take (env BENCH_FIRST_CALL_TIMEOUT, default 120):
+    torch.compile unrolls the recurrence, and its backward for 100 steps took 7 minutes here."""
+    return float(os.environ.get("BENCH_FIRST_CALL_TIMEOUT", "120"))
 
 
 @functools.cache

@@ -37,7 +37,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -56,7 +55,10 @@ from benchmarks.impls import (
     Config,
     Unavailable,
     bench_threads,
+    check_available,
     error_vs_torch,
+    first_call_in_process,
+    first_call_timeout,
     make_case,
     reset_compiler_caches,
     sanity_reason,
@@ -75,7 +77,6 @@ TARGETS: dict[tuple[str, str], float] = {
 }
 # lstm_ref must be at least this many times faster than onnx's ReferenceEvaluator (forward).
 ONNX_REFERENCE_SPEEDUP = {"small": 5.0, "medium": 5.0}
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -153,8 +154,9 @@ def build_and_check(row: Row, config: Config, mode: str) -> Case | None:
         case = make_case(row.impl, config, mode)
         start = time.perf_counter()
         result = case.run()
-        row.first_call_s = time.perf_counter() - start
-        row.build_s, row.first_call_from = case.build_s, "inline"
+        if row.first_call_from is None:  # not measured in a fresh process
+            row.build_s, row.first_call_s = case.build_s, time.perf_counter() - start
+            row.first_call_from = "inline"
         if row.impl == "torch":
             return case
         row.max_abs_error = error_vs_torch(case, result)
@@ -169,23 +171,6 @@ def build_and_check(row: Row, config: Config, mode: str) -> Case | None:
     return case
 
 
-def first_call_in_process(impl: str, config: str, mode: str, threads: int) -> dict[str, Any]:
-    """Build + first call of one case in a fresh interpreter (``--measure-first-call``)."""
-    command = [sys.executable, "-m", "benchmarks.summary", "--threads", str(threads)]
-    command += ["--measure-first-call", impl, config, mode]
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=1800, env=env, cwd=ROOT)
-    lines = proc.stdout.strip().splitlines()
-    if proc.returncode != 0 or not lines:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"error": f"first-call process exited {proc.returncode}: {tail}"}
-    result: dict[str, Any] = json.loads(lines[-1])
-    return result
-
-
 def measure_first_call(impl: str, config_id: str, mode: str) -> dict[str, Any]:
     """The child's side: imports first (untimed: plugin_factory imports the adapter), then time."""
     from benchmarks.impls import plugin_factory
@@ -193,10 +178,32 @@ def measure_first_call(impl: str, config_id: str, mode: str) -> dict[str, Any]:
     config = CONFIG_BY_ID[config_id]
     if impl not in ("torch", "onnx-reference"):
         plugin_factory(impl)
-    case = make_case(impl, config, mode)
+    try:
+        case = make_case(impl, config, mode)
+    except Unavailable as exc:  # known only once built (a factory that is not a class)
+        return {"error": str(exc)}
     start = time.perf_counter()
     case.run()
     return {"build_s": case.build_s, "first_call_s": time.perf_counter() - start}
+
+
+def first_call_first(row: Row, config: Config, mode: str, args: argparse.Namespace) -> bool:
+    """Whether the case may be built here: it can run (cheap checks), and with
+    ``--first-call process`` its build + first call in a fresh process finished in time."""
+    try:
+        check_available(row.impl, config, mode)
+    except Unavailable as exc:
+        row.unavailable = str(exc)
+        return False
+    if args.first_call != "process":
+        return True
+    cold = first_call_in_process(row.impl, config.id, mode, args.threads, args.first_call_timeout)
+    if "error" in cold:
+        row.unavailable = cold["error"]
+        print(f"  {row.impl}: {row.unavailable}", file=sys.stderr, flush=True)
+        return False
+    row.build_s, row.first_call_s, row.first_call_from = cold["build_s"], cold["first_call_s"], "process"
+    return True
 
 
 def bench_config(
@@ -204,7 +211,9 @@ def bench_config(
 ) -> list[Row]:
     reset_compiler_caches()  # the cases of earlier configurations are not run again
     rows = [Row(config.id, mode, impl) for impl in impls]
-    built = [(row, build_and_check(row, config, mode)) for row in rows]
+    built = [
+        (row, build_and_check(row, config, mode)) for row in rows if first_call_first(row, config, mode, args)
+    ]
     cases = [case for _, case in built if case is not None]
     measured = dict(
         zip((c.impl for c in cases), time_interleaved(cases, args.blocks, args.block_time), strict=True)
@@ -220,10 +229,6 @@ def bench_config(
             row.ratio_to_torch = row.median_s / torch_median
         row.gflops = flops / row.median_s / 1e9
         row.fraction_of_peak = row.gflops / peak
-        if args.first_call == "process":
-            cold = first_call_in_process(row.impl, config.id, mode, args.threads)
-            row.build_s, row.first_call_s = cold.get("build_s"), cold.get("first_call_s")
-            row.first_call_from = cold.get("error", "process")
     return rows
 
 
@@ -328,9 +333,8 @@ def first_call_table(rows: list[Row], impls: list[str], configs: list[str]) -> l
                 if r is None or r.median_s is None:
                     continue
                 factor = f"{r.first_call_s / r.median_s:.0f}" if r.first_call_s is not None else "-"
-                note = "" if r.first_call_from in ("process", "inline", None) else f" ({r.first_call_from})"
                 out.append(
-                    f"| {config} | {mode} | {impl} | {_fmt_ms(r.build_s)} | {_fmt_ms(r.first_call_s)}{note} | "
+                    f"| {config} | {mode} | {impl} | {_fmt_ms(r.build_s)} | {_fmt_ms(r.first_call_s)} | "
                     f"{_fmt_ms(r.median_s)} | {factor} |"
                 )
     return out
@@ -389,6 +393,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="process",
         help="where build + first call are timed: a fresh process per case (default) or this one",
     )
+    parser.add_argument(
+        "--first-call-timeout",
+        type=float,
+        default=first_call_timeout(),
+        help="seconds a case's build + first call may take in its fresh process, else the case is "
+        "skipped (default: BENCH_FIRST_CALL_TIMEOUT or 120)",
+    )
     parser.add_argument("--peak-size", type=int, default=2048, help="matmul size of the peak (default 2048)")
     parser.add_argument("--out", default="bench-results", help="directory for summary.md and summary.json")
     parser.add_argument(
@@ -444,6 +455,7 @@ def write(args: argparse.Namespace, rows: list[Row], peak_samples: list[float]) 
         "blocks": args.blocks,
         "block_time_s": args.block_time,
         "first_call": args.first_call,
+        "first_call_timeout_s": args.first_call_timeout,
         "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
     }
     text = markdown(meta, rows)

@@ -29,12 +29,19 @@ from benchmarks.impls import (
     IMPLEMENTATIONS,
     MODES,
     Unavailable,
+    bench_threads,
+    check_available,
     error_vs_torch,
+    first_call_in_process,
+    first_call_timeout,
     make_case,
     sanity_reason,
 )
 
-pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported:UserWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:LSTM with projections is not supported:UserWarning"),
+    pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor:UserWarning"),  # torch-quantized
+]
 
 CASES = [
     pytest.param(impl, config, mode, id=f"{config.id}-{impl}-{mode}")
@@ -67,6 +74,12 @@ def test_lstm(benchmark: Any, impl: str, config: Any, mode: str) -> None:
     if reason:
         pytest.skip(reason)
     try:
+        check_available(impl, config, mode)
+        if impl in ADAPTER_NAMES and not benchmark.disabled:
+            # a compile can take hours (torch.compile unrolls the recurrence): try it apart first
+            cold = first_call_in_process(impl, config.id, mode, bench_threads(), first_call_timeout())
+            if cold.get("timed_out"):
+                pytest.skip(cold["error"])
         case = make_case(impl, config, mode)
     except Unavailable as exc:
         pytest.skip(str(exc))

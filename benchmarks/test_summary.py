@@ -98,6 +98,11 @@ def test_summary_writes_tables(tmp_path: Path) -> None:
 
 
 def test_first_call_in_a_fresh_process() -> None:
-    cold = summary.first_call_in_process("lstm_ref", "tiny", "forward", threads=1)
+    cold = impls.first_call_in_process("lstm_ref", "tiny", "forward", threads=1, timeout=120)
     assert set(cold) == {"build_s", "first_call_s"}, cold
     assert 0 < cold["first_call_s"] < 10
+
+
+def test_first_call_past_the_timeout_is_killed() -> None:
+    cold = impls.first_call_in_process("lstm_ref", "tiny", "forward", threads=1, timeout=0.2)
+    assert cold.get("timed_out") and "took over 0 s" in cold["error"], cold
