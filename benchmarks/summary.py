@@ -1,15 +1,29 @@
-"""Benchmark summary with interleaved blocks: median time, ratio to torch, GFLOP/s, % of peak.
+"""Benchmark summary with interleaved blocks: steady-state ratio to torch eager, first-call time.
 
-    python -m benchmarks.summary                      # all configurations, writes bench-results/
+    python -m benchmarks.summary                      # everything installed, writes bench-results/
     python -m benchmarks.summary --configs tiny,medium --modes forward --blocks 5
+    python -m benchmarks.summary --impls torch,lstm_ref,onnxruntime --first-call inline
+
+Implementations (``--impls``, default all; torch is always added, ratios need it): torch
+eager, every shipped adapter (conformance.adapters.REGISTRY) that can run here, lstm_ref,
+torch-adapter (``--impl torch``: torch behind the NumPy plug-in API) and onnx-reference.
+One that cannot run a configuration (library missing, feature declared unsupported, answer
+far from torch's) is listed with the reason instead of timed.
 
 Method (why the numbers are comparable within one run):
-  * one thread count for numpy's BLAS (threadpoolctl), torch and onnxruntime;
-  * every case is warmed up, then timed in *interleaved blocks*: each round runs a
-    block of back-to-back calls of every implementation in turn (the order rotates
-    each round), so slow drifts of a noisy machine hit all of them alike;
-  * a block's time / its number of calls is one sample; the median over rounds is
-    reported; ratios are to torch's median in the same configuration and mode;
+  * one thread count for torch, numpy's BLAS (threadpoolctl), XLA and onnxruntime;
+  * each implementation is built and loaded with the same seeded torch weights; its first
+    answer is checked against torch's before anything is timed;
+  * steady state: every case is warmed up, then timed in *interleaved blocks*: each round
+    runs a block of back-to-back calls of every implementation in turn (the order rotates
+    each round), so slow drifts of a noisy machine hit all of them alike; a block's time /
+    its number of calls is one sample; the median over rounds is reported; ratios are to
+    torch eager's median in the same configuration and mode;
+  * first call (``--first-call process``, the default): build (construct + load_state_dict +
+    eval) and the first call, each timed once in a fresh Python process per implementation,
+    configuration and mode (imports excluded), so no cache of an earlier case (jax's jit
+    cache, dynamo's code cache, oneDNN primitives) helps; ``inline`` reports the same two
+    times from the summary's own process instead (cheaper, but caches may help);
   * the machine's matrix-multiply peak is the best rate of a float32 2048^3 matmul
     (numpy's BLAS and torch's MKL) sampled throughout the same run.
 GFLOP/s counts matrix-multiply FLOPs only: 2*L*N*4H*(I+H) per layer and direction for
@@ -41,8 +55,13 @@ from benchmarks.impls import (
     Config,
     Unavailable,
     bench_threads,
-    check,
+    check_available,
+    error_vs_torch,
+    first_call_in_process,
+    first_call_timeout,
     make_case,
+    reset_compiler_caches,
+    sanity_reason,
     set_threads,
 )
 
@@ -73,6 +92,9 @@ class Row:
     fraction_of_peak: float | None = None
     max_abs_error: float | None = None
     unavailable: str | None = None
+    build_s: float | None = None  # construct + load_state_dict + eval (see first_call_from)
+    first_call_s: float | None = None  # the first call after building
+    first_call_from: str | None = None  # "process" (a fresh one) or "inline" (this one)
 
 
 def cpu_model() -> str:
@@ -108,7 +130,7 @@ def time_interleaved(cases: list[Case], blocks: int, block_time: float) -> list[
     """Warm up, then ``blocks`` rounds; each round times one block of calls per case."""
     calls = []
     for case in cases:
-        case.run()  # first call: allocations, torch's autograd / oneDNN setup
+        case.run()  # warm-up (the checked first call came before)
         start = time.perf_counter()
         case.run()
         single = time.perf_counter() - start
@@ -125,23 +147,77 @@ def time_interleaved(cases: list[Case], blocks: int, block_time: float) -> list[
     return list(zip(samples, calls, strict=True))
 
 
+def build_and_check(row: Row, config: Config, mode: str) -> Case | None:
+    """Build the case and make its first call (both timed, inline), check it against torch;
+    None (and ``row.unavailable`` says why) when it cannot be timed."""
+    try:
+        case = make_case(row.impl, config, mode)
+        start = time.perf_counter()
+        result = case.run()
+        if row.first_call_from is None:  # not measured in a fresh process
+            row.build_s, row.first_call_s = case.build_s, time.perf_counter() - start
+            row.first_call_from = "inline"
+        if row.impl == "torch":
+            return case
+        row.max_abs_error = error_vs_torch(case, result)
+        row.unavailable = sanity_reason(case, row.max_abs_error)
+    except Unavailable as exc:
+        row.unavailable = str(exc)
+    except Exception as exc:  # an adapter that fails on something it did not declare
+        row.unavailable = f"failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    if row.unavailable:
+        print(f"  {row.impl}: {row.unavailable}", file=sys.stderr, flush=True)
+        return None
+    return case
+
+
+def measure_first_call(impl: str, config_id: str, mode: str) -> dict[str, Any]:
+    """The child's side: imports first (untimed: plugin_factory imports the adapter), then time."""
+    from benchmarks.impls import plugin_factory
+
+    config = CONFIG_BY_ID[config_id]
+    if impl not in ("torch", "onnx-reference"):
+        plugin_factory(impl)
+    try:
+        case = make_case(impl, config, mode)
+    except Unavailable as exc:  # known only once built (a factory that is not a class)
+        return {"error": str(exc)}
+    start = time.perf_counter()
+    case.run()
+    return {"build_s": case.build_s, "first_call_s": time.perf_counter() - start}
+
+
+def first_call_first(row: Row, config: Config, mode: str, args: argparse.Namespace) -> bool:
+    """Whether the case may be built here: it can run (cheap checks), and with
+    ``--first-call process`` its build + first call in a fresh process finished in time."""
+    try:
+        check_available(row.impl, config, mode)
+    except Unavailable as exc:
+        row.unavailable = str(exc)
+        return False
+    if args.first_call != "process":
+        return True
+    cold = first_call_in_process(row.impl, config.id, mode, args.threads, args.first_call_timeout)
+    if "error" in cold:
+        row.unavailable = cold["error"]
+        print(f"  {row.impl}: {row.unavailable}", file=sys.stderr, flush=True)
+        return False
+    row.build_s, row.first_call_s, row.first_call_from = cold["build_s"], cold["first_call_s"], "process"
+    return True
+
+
 def bench_config(
-    config: Config, mode: str, impls: list[str], blocks: int, block_time: float, peak: float
+    config: Config, mode: str, impls: list[str], args: argparse.Namespace, peak: float
 ) -> list[Row]:
-    rows: list[Row] = []
-    cases: list[Case] = []
-    for impl in impls:
-        row = Row(config.id, mode, impl)
-        rows.append(row)
-        try:
-            case = make_case(impl, config, mode)
-        except Unavailable as exc:
-            row.unavailable = str(exc)
-            continue
-        if impl != "torch":
-            row.max_abs_error = check(case)
-        cases.append(case)
-    measured = dict(zip((c.impl for c in cases), time_interleaved(cases, blocks, block_time), strict=True))
+    reset_compiler_caches()  # the cases of earlier configurations are not run again
+    rows = [Row(config.id, mode, impl) for impl in impls]
+    built = [
+        (row, build_and_check(row, config, mode)) for row in rows if first_call_first(row, config, mode, args)
+    ]
+    cases = [case for _, case in built if case is not None]
+    measured = dict(
+        zip((c.impl for c in cases), time_interleaved(cases, args.blocks, args.block_time), strict=True)
+    )
     flops = config.forward_flops() * (1.0 if mode == "forward" else BACKWARD_FLOP_FACTOR)
     torch_median = statistics.median(measured["torch"][0]) if "torch" in measured else None
     for row in rows:
@@ -187,22 +263,26 @@ def target_lines(rows: list[Row]) -> list[str]:
     return ["| lstm_ref target | wanted | measured | |", "|---|---|---|---|", *lines]
 
 
-def markdown(meta: dict[str, Any], rows: list[Row]) -> str:
-    impls = [i for i in IMPLEMENTATIONS if any(r.impl == i and r.median_s for r in rows)]
+def _header(meta: dict[str, Any]) -> str:
+    versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items() if v)
+    return (
+        f"Machine: {meta['cpu']}, {meta['cores']} cores; {meta['threads']} thread(s) for torch, numpy BLAS, "
+        f"XLA and onnxruntime. {versions}. Peak: {meta['peak_gflops']:.1f} GFLOP/s (best float32 {meta['peak_size']}³ "
+        f"matmul, numpy or torch, sampled throughout the run; median sample "
+        f"{statistics.median(meta['peak_samples_gflops']):.1f}). {meta['blocks']} interleaved rounds of "
+        f"~{meta['block_time_s']} s blocks; {meta['date_utc']} UTC."
+    )
+
+
+def ratio_table(rows: list[Row], impls: list[str], configs: list[str]) -> list[str]:
+    by_key = {(r.config, r.mode, r.impl): r for r in rows}
     out = [
-        f"Machine: {meta['cpu']}, {meta['cores']} cores; {meta['threads']} thread(s) for numpy BLAS, "
-        f"torch and onnxruntime. numpy {meta['numpy']}, torch {meta['torch']}"
-        + "".join(f", {k} {meta[k]}" for k in ("onnx", "onnxruntime") if meta.get(k))
-        + f". Peak: {meta['peak_gflops']:.1f} GFLOP/s (best float32 2048³ matmul, numpy or torch, "
-        f"sampled throughout the run; median sample {statistics.median(meta['peak_samples_gflops']):.1f}).",
-        "",
-        "Ratio of median times to torch eager CPU (torch = 1.00; lower is faster):",
+        "Steady state: median time / torch eager's median, same run (lower is faster; "
+        "- = not timed, see Skipped):",
         "",
         "| config | mode | " + " | ".join(impls) + " |",
         "|---|---|" + "---:|" * len(impls),
     ]
-    by_key = {(r.config, r.mode, r.impl): r for r in rows}
-    configs = list(dict.fromkeys(r.config for r in rows))
     for config in configs:
         for mode in MODES:
             cells = [by_key.get((config, mode, i)) for i in impls]
@@ -210,10 +290,14 @@ def markdown(meta: dict[str, Any], rows: list[Row]) -> str:
                 continue
             text = [f"{c.ratio_to_torch:.2f}" if c and c.ratio_to_torch is not None else "-" for c in cells]
             out.append(f"| {config} | {mode} | " + " | ".join(text) + " |")
-    out += [
-        "",
-        "| config | shape | mode | implementation | median ms | x torch | GFLOP/s | % of peak |",
-        "|---|---|---|---|---:|---:|---:|---:|",
+    return out
+
+
+def detail_table(rows: list[Row], impls: list[str], configs: list[str]) -> list[str]:
+    by_key = {(r.config, r.mode, r.impl): r for r in rows}
+    out = [
+        "| config | shape | mode | implementation | median ms | x torch | GFLOP/s | % of peak | max abs err |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for config in configs:
         for mode in MODES:
@@ -222,48 +306,139 @@ def markdown(meta: dict[str, Any], rows: list[Row]) -> str:
                 if r is None or r.median_s is None:
                     continue
                 ratio = "-" if r.ratio_to_torch is None else f"{r.ratio_to_torch:.2f}"
+                err = "-" if r.max_abs_error is None else f"{r.max_abs_error:.1e}"
                 out.append(
                     f"| {config} | {CONFIG_BY_ID[config].describe()} | {mode} | {impl} | "
-                    f"{_fmt_ms(r.median_s)} | {ratio} | {r.gflops:.2f} | {100 * (r.fraction_of_peak or 0):.1f} |"
+                    f"{_fmt_ms(r.median_s)} | {ratio} | {r.gflops:.2f} | "
+                    f"{100 * (r.fraction_of_peak or 0):.1f} | {err} |"
                 )
-    targets = target_lines(rows)
-    if targets:
-        out += ["", *targets]
+    return out
+
+
+def first_call_table(rows: list[Row], impls: list[str], configs: list[str]) -> list[str]:
+    by_key = {(r.config, r.mode, r.impl): r for r in rows}
+    where = {r.first_call_from for r in rows if r.median_s is not None} - {None}
+    out = [
+        "First call (" + ", ".join(sorted(str(w) for w in where)) + "): build = construct + load_state_dict "
+        "+ eval, first = the first call after it (compile, export, jit tracing included), "
+        "each timed once; steady = the median above.",
+        "",
+        "| config | mode | implementation | build ms | first call ms | steady ms | first / steady |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for config in configs:
+        for mode in MODES:
+            for impl in impls:
+                r = by_key.get((config, mode, impl))
+                if r is None or r.median_s is None:
+                    continue
+                factor = f"{r.first_call_s / r.median_s:.0f}" if r.first_call_s is not None else "-"
+                out.append(
+                    f"| {config} | {mode} | {impl} | {_fmt_ms(r.build_s)} | {_fmt_ms(r.first_call_s)} | "
+                    f"{_fmt_ms(r.median_s)} | {factor} |"
+                )
+    return out
+
+
+def skipped_lines(rows: list[Row]) -> list[str]:
+    """One line per implementation and reason, with the cases it covers."""
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for r in rows:
+        if r.unavailable:
+            grouped.setdefault((r.impl, r.unavailable), []).append(f"{r.config} {r.mode}")
+    if not grouped:
+        return []
+    out = ["Skipped (not timed):", ""]
+    for (impl, reason), cases in grouped.items():
+        out.append(f"- **{impl}** ({', '.join(cases)}): {reason}")
+    return out
+
+
+def markdown(meta: dict[str, Any], rows: list[Row]) -> str:
+    impls = [i for i in IMPLEMENTATIONS if any(r.impl == i and r.median_s for r in rows)]
+    configs = list(dict.fromkeys(r.config for r in rows))
+    out = [_header(meta), "", *ratio_table(rows, impls, configs), ""]
+    out += [*detail_table(rows, impls, configs), "", *first_call_table(rows, impls, configs)]
+    for section in (skipped_lines(rows), target_lines(rows)):
+        if section:
+            out += ["", *section]
     return "\n".join(out) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
+def library_versions() -> dict[str, str | None]:
+    import importlib.metadata
+
+    found: dict[str, str | None] = {"numpy": np.__version__}
+    for dist in ("torch", "onnx", "onnxruntime", "onnxscript", "jax", "jaxlib", "flax", "keras"):
+        try:
+            found[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            found[dist] = None
+    return found
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.summary", description=__doc__.split("\n")[0])
-    parser.add_argument("--configs", default=",".join(c.id for c in CONFIGS))
-    parser.add_argument("--modes", default=",".join(MODES))
-    parser.add_argument("--impls", default=",".join(IMPLEMENTATIONS))
+    parser.add_argument("--configs", default=",".join(c.id for c in CONFIGS), help="default: all")
+    parser.add_argument("--modes", default=",".join(MODES), help="default: forward,forward+backward")
+    parser.add_argument(
+        "--impls", default=",".join(IMPLEMENTATIONS), help="default: all; torch is always added"
+    )
     parser.add_argument("--blocks", type=int, default=7, help="interleaved rounds per case (default 7)")
     parser.add_argument("--block-time", type=float, default=0.15, help="seconds per block (default 0.15)")
     parser.add_argument("--threads", type=int, default=bench_threads(), help="default: BENCH_THREADS or 1")
+    parser.add_argument(
+        "--first-call",
+        choices=("process", "inline"),
+        default="process",
+        help="where build + first call are timed: a fresh process per case (default) or this one",
+    )
+    parser.add_argument(
+        "--first-call-timeout",
+        type=float,
+        default=first_call_timeout(),
+        help="seconds a case's build + first call may take in its fresh process, else the case is "
+        "skipped (default: BENCH_FIRST_CALL_TIMEOUT or 120)",
+    )
+    parser.add_argument("--peak-size", type=int, default=2048, help="matmul size of the peak (default 2048)")
     parser.add_argument("--out", default="bench-results", help="directory for summary.md and summary.json")
+    parser.add_argument(
+        "--measure-first-call", nargs=3, metavar=("IMPL", "CONFIG", "MODE"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
-    os.environ["BENCH_THREADS"] = str(args.threads)  # onnxruntime sessions read it
-    impls = args.impls.split(",")
-    if "torch" not in impls:
-        impls.insert(0, "torch")  # ratios need it
-    configs = [CONFIG_BY_ID[c] for c in args.configs.split(",")]
-    modes = args.modes.split(",")
+    unknown = sorted(set(args.impls.split(",")) - set(IMPLEMENTATIONS))
+    if unknown:
+        parser.error(f"unknown --impls {', '.join(unknown)}; known: {', '.join(IMPLEMENTATIONS)}")
+    return args
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ["BENCH_THREADS"] = str(args.threads)
     import warnings
 
     warnings.filterwarnings("ignore", message="LSTM with projections is not supported")
-    import torch
-
+    if args.measure_first_call:
+        with set_threads(args.threads):
+            print(json.dumps(measure_first_call(*args.measure_first_call)))
+        return 0
+    impls = [i for i in IMPLEMENTATIONS if i in args.impls.split(",") or i == "torch"]  # ratios need torch
+    configs = [CONFIG_BY_ID[c] for c in args.configs.split(",")]
     with set_threads(args.threads):
         # The peak is the best sgemm rate seen; sampled between configurations too,
         # because on a shared machine any one sample may be slowed down.
-        peak_samples = measure_peak()
+        peak_samples = measure_peak(args.peak_size)
         rows: list[Row] = []
         for config in configs:
-            for mode in modes:
+            for mode in args.modes.split(","):
                 print(f"{config.id} {mode} ...", file=sys.stderr, flush=True)
-                rows += bench_config(config, mode, impls, args.blocks, args.block_time, max(peak_samples))
-            peak_samples += measure_peak(repeats=1)
+                rows += bench_config(config, mode, impls, args, max(peak_samples))
+            peak_samples += measure_peak(args.peak_size, repeats=1)
+    write(args, rows, peak_samples)
+    return 0
+
+
+def write(args: argparse.Namespace, rows: list[Row], peak_samples: list[float]) -> None:
     peak = max(peak_samples)
     for row in rows:  # re-express against the peak over the whole run
         if row.gflops is not None:
@@ -273,19 +448,16 @@ def main(argv: list[str] | None = None) -> int:
         "cores": os.cpu_count(),
         "threads": args.threads,
         "python": platform.python_version(),
-        "numpy": np.__version__,
-        "torch": torch.__version__,
+        "versions": library_versions(),
         "peak_gflops": peak,
         "peak_samples_gflops": peak_samples,
+        "peak_size": args.peak_size,
         "blocks": args.blocks,
         "block_time_s": args.block_time,
+        "first_call": args.first_call,
+        "first_call_timeout_s": args.first_call_timeout,
         "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
     }
-    for name in ("onnx", "onnxruntime"):
-        try:
-            meta[name] = __import__(name).__version__
-        except ImportError:
-            meta[name] = None
     text = markdown(meta, rows)
     print(text)
     out = Path(args.out)
@@ -295,7 +467,6 @@ def main(argv: list[str] | None = None) -> int:
         json.dumps({"meta": meta, "results": [r.__dict__ for r in rows]}, indent=2) + "\n"
     )
     print(f"wrote {out / 'summary.md'} and {out / 'summary.json'}", file=sys.stderr)
-    return 0
 
 
 if __name__ == "__main__":
