@@ -47,6 +47,7 @@ class Column:
     elapsed_s: float | None = None
     not_run: str = ""  # why the implementation was not run here
     cells: dict[str, dict[str, str]] | None = None  # row -> {"status", "detail"}
+    date: str = ""  # the day this column was run (columns kept from an earlier run keep theirs)
 
 
 def _why_not(name: str) -> str:
@@ -107,6 +108,7 @@ def run_one(name: str, jobs: int, timeout: float, workdir: Path) -> Column:
     summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
     verdict = summary.rsplit("-> ", 1)[-1] if "-> " in summary else ("PASS" if report["passed"] else "FAIL")
     column = Column(name, report["provenance"]["impl_version"], verdict, report["elapsed_s"])
+    column.date = datetime.date.today().isoformat()
     column.cells = cells_from_report(report)
     print(f"matrix: {name}: {verdict} in {report['elapsed_s']:.0f} s", flush=True)
     return column
@@ -130,7 +132,7 @@ def render(columns: list[Column], meta: dict[str, str]) -> str:
     notes: list[str] = []
     header = ["row", *(f"{c.name}<br>{_short_version(c.version)}" for c in ran)]
     lines = [
-        f"Made by `lstm-conformance matrix` on {meta['date']}: torch {meta['torch']}, numpy "
+        f"Made by `lstm-conformance matrix` on {_dates(ran, meta)}: torch {meta['torch']}, numpy "
         f"{meta['numpy']}, Python {meta['python']}, {meta['machine']}. Verdicts: "
         + "; ".join(f"{c.name} {c.verdict} ({c.elapsed_s:.0f} s)" for c in ran)
         + ".",
@@ -146,6 +148,20 @@ def render(columns: list[Column], meta: dict[str, str]) -> str:
     if absent:
         lines += ["", "Not run here: " + "; ".join(f"{c.name} ({c.not_run})" for c in absent) + "."]
     return "\n".join(lines) + "\n"
+
+
+def _dates(columns: list[Column], meta: dict[str, str]) -> str:
+    return ", ".join(sorted({c.date or meta["date"] for c in columns})) or meta["date"]
+
+
+def kept_columns(page_path: Path) -> dict[str, Column]:
+    """The columns of the page's JSON, by name (empty when there is none yet)."""
+    path = page_path.with_suffix(".json")
+    if not path.exists():
+        return {}
+    fields = set(Column.__dataclass_fields__)
+    columns = json.loads(path.read_text())["columns"]
+    return {c["name"]: Column(**{k: v for k, v in c.items() if k in fields}) for c in columns}
 
 
 def _short_version(version: str) -> str:
@@ -207,7 +223,11 @@ def main_matrix(argv: list[str]) -> int:
         description="Run every shipped adapter whose library is installed (each in its own process) "
         "and write docs/compatibility.md and .json.",
     )
-    p.add_argument("--impls", help=f"comma-separated subset of: {', '.join(IMPLEMENTATIONS)}")
+    p.add_argument(
+        "--impls",
+        help=f"comma-separated subset of: {', '.join(IMPLEMENTATIONS)}; the page's other columns "
+        "are kept from its JSON",
+    )
     p.add_argument("--page", type=Path, default=PAGE, help="the page to write (default: %(default)s)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="workers per implementation")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per implementation")
@@ -218,10 +238,12 @@ def main_matrix(argv: list[str]) -> int:
         print(f"lstm-conformance matrix: unknown implementation(s) {', '.join(unknown)}", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="lstm-matrix-") as tmp:
-        columns = [run_one(name, args.jobs, args.timeout, Path(tmp)) for name in names]
+        ran = {name: run_one(name, args.jobs, args.timeout, Path(tmp)) for name in names}
+    kept = kept_columns(args.page) if args.impls else {}
+    columns = [ran.get(n) or kept[n] for n in IMPLEMENTATIONS if n in ran or n in kept]
     page = write(columns, args.page, _meta())
     print(f"matrix: wrote {args.page} and {args.page.with_suffix('.json')}")
-    failed_to_run = [c for c in columns if c.cells is None and not _why_not(c.name)]
+    failed_to_run = [c for c in ran.values() if c.cells is None and not _why_not(c.name)]
     for c in failed_to_run:
         print(f"matrix: {c.name} could not be run: {c.not_run}", file=sys.stderr)
     unexplained = unexplained_failures(columns, page, args.page.resolve().parent.parent)

@@ -301,10 +301,11 @@ class TracedWrongForgetGate(PorterLSTM):
 
 
 class NoisyOutputs(PorterLSTM):
-    """A lossy runtime (think quantized): outputs within 1e-3 of the truth, and it says so."""
+    """A lossy runtime (think quantized): outputs rounded to a grid of 1/256, so within 2e-3 of
+    the truth and exactly 0 where the truth is tinier than that, and it says so."""
 
     conformance_tolerance: ClassVar[dict[str, tuple[float, float]]] = {
-        "float32": (0.0, 2e-2),  # 1e-3 on outputs and states; carried states can grow it a little
+        "float32": (0.0, 2e-2),  # 2e-3 on outputs and states; carried states can grow it a little
         "float64": (0.0, 2e-2),
         "complex64": (0.0, 2e-2),
         "complex128": (0.0, 2e-2),
@@ -312,10 +313,9 @@ class NoisyOutputs(PorterLSTM):
 
     def __call__(self, input: Any, hx: Any = None, dropout_masks: Any = None) -> Any:
         out, (h_n, c_n) = super().__call__(input, hx, dropout_masks)
-        signs = np.random.default_rng(0)
 
         def noisy(a: np.ndarray) -> np.ndarray:
-            return a + (1e-3 * signs.choice([-1, 1], a.shape)).astype(a.dtype)
+            return np.round(a * 256) / 256
 
         return noisy(out), (noisy(h_n), noisy(c_n))
 

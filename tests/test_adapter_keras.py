@@ -1,6 +1,6 @@
 """``--impl keras`` through the real CLI on a small subset (fixtures oracle): float32 rows pass,
 projection and complex are declared with Keras' reason, and the known finding (float64 computed
-in float32 on the JAX backend, docs/findings/keras.md) fails on exactly the float64 cases."""
+in float32 on the JAX backend, docs/compatibility.md) fails on exactly the float64 cases."""
 
 from __future__ import annotations
 

@@ -83,3 +83,23 @@ def test_matrix_command_writes_the_page_and_names_what_it_could_not_run(tmp_path
     lstm_ref, cuda = payload["columns"]
     assert lstm_ref["verdict"] == "PASS" and lstm_ref["cells"]["errors"]["status"] == "pass"
     assert cuda["cells"] is None and "CUDA" in cuda["not_run"]
+
+
+@needs_torch
+def test_a_partial_run_keeps_the_other_columns_of_the_page(tmp_path: Path) -> None:
+    if unavailable("torch-cuda") is None:
+        pytest.skip("this machine has CUDA: torch-cuda would run")
+    page = tmp_path / "docs" / "compatibility.md"
+    page.parent.mkdir()
+    page.write_text("<!-- generated:matrix -->\n<!-- /generated:matrix -->\n")
+    keras = {"status": "FAIL", "detail": "forward: off"}
+    earlier = matrix.Column("keras", "keras 3", "FAIL", 300.0, cells={"float64": keras}, date="2026-01-02")
+    page.with_suffix(".json").write_text(json.dumps({"columns": [vars(earlier)]}))
+    proc = run_cli("matrix", "--impls", "torch-cuda", "--page", str(page))
+    # keras' FAIL has no finding on this page: exit 1, and the column is still there
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "FAIL without a finding on the page: keras · float64" in proc.stderr
+    names = [c["name"] for c in json.loads(page.with_suffix(".json").read_text())["columns"]]
+    assert names == ["torch-cuda", "keras"]  # in the matrix's column order
+    text = page.read_text()
+    assert "on 2026-01-02:" in text and "| `float64` | **FAIL [" in text

@@ -46,7 +46,7 @@ def repack(padded: np.ndarray, like: lstm_ref.PackedSequence) -> lstm_ref.Packed
     return lstm_ref.PackedSequence(data, like.batch_sizes, like.sorted_indices, like.unsorted_indices)
 
 
-@nnx.jit(static_argnames=("time_major",))
+@nnx.jit(static_argnames=("time_major",))  # type: ignore[untyped-decorator]  # flax absent: Any
 def _run_layer(rnn: Any, x: Any, carry: Any, seq_lengths: Any, time_major: bool) -> Any:
     """One Flax layer (RNN or Bidirectional), returning (carry, outputs)."""
     return rnn(x, initial_carry=carry, seq_lengths=seq_lengths, time_major=time_major, return_carry=True)

@@ -2,7 +2,7 @@
 
 The model the suite builds is a real torch.nn.LSTM (so bad constructor arguments meet torch's
 own checks); at the first call after construction or ``load_state_dict`` it is exported with
-the TorchScript-based exporter (``dynamo=False``; docs/findings/onnxruntime.md says why not
+the TorchScript-based exporter (``dynamo=False``; docs/adapters.md says why not
 the dynamo one), with the sequence length and the batch dynamic, and the InferenceSession
 (CPUExecutionProvider) is cached per input form: batched or unbatched, packed, hx given or not.
 The recurrence is onnxruntime's ONNX ``LSTM`` kernel; this module only moves arrays.
@@ -38,7 +38,7 @@ from lstm_ref.packing import packed_lengths  # noqa: E402
 from ..torch_adapter import _load_state_dict, _state_dict  # noqa: E402
 from ..torch_oracle import one_thread  # noqa: E402
 
-# what the exporter / onnxruntime say, verbatim where they say it (docs/findings/onnxruntime.md)
+# what the exporter / onnxruntime say, verbatim where they say it (docs/adapters.md)
 PROJ_REASON = (
     "torch.onnx.export: 'Unsupported: ONNX export of operator LSTM, LSTMs with projections' "
     "(ONNX's LSTM operator has no projection, proj_size)"

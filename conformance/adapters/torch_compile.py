@@ -58,7 +58,7 @@ class CountingInductor:
 class TorchCompileLSTM(TorchForward):
     """torch.compile(nn.LSTM, fullgraph=True) with Inductor; refuses to answer a call that did
     not run a compiled graph.  No vjp: Inductor compiling the backward of the unrolled 1000-step
-    cases takes over 10 minutes on 2 cores (docs/findings/torch-compile.md)."""
+    cases takes over 10 minutes on 2 cores (docs/adapters.md)."""
 
     conformance_version: ClassVar[str] = versions("torch")
     conformance_unsupported: ClassVar[dict[str, str]] = {

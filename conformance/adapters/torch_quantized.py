@@ -4,7 +4,7 @@
 The float nn.LSTM holds the weights (state_dict with torch's names); every load quantizes it
 anew (weights to int8 per tensor, activations quantized dynamically per call).  quantize_dynamic
 only swaps submodules, so the LSTM is quantized inside a one-entry ModuleDict.  Lossy by design:
-the adapter declares its tolerance (docs/findings/torch-quantized.md gives the measurements).
+the adapter declares its tolerance (docs/adapters.md gives the measurements).
 """
 
 from __future__ import annotations

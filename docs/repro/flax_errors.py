@@ -6,10 +6,10 @@ import sys
 
 import jax
 
-jax.config.update("jax_enable_x64", True)
-import numpy as np
-import torch
-from flax import nnx
+jax.config.update("jax_enable_x64", True)  # before flax builds any array
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from flax import nnx  # noqa: E402
 
 
 def outcome(fn):
