@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -16,6 +16,9 @@ import lstm_ref
 from lstm_ref.layout import dropout_noise
 
 from .torch_oracle import autograd_vjp, differentiable_leaves, one_thread, run_layers, to_numpy, to_tensor
+
+if TYPE_CHECKING:
+    import torch
 
 
 def to_torch_input(value: Any) -> Any:
@@ -70,6 +73,33 @@ def from_torch_output(out: Any, h_n: Any, c_n: Any) -> Any:
     return to_numpy(out), (to_numpy(h_n), to_numpy(c_n))
 
 
+def new_torch_lstm(config: tuple[Any, ...], dtype: Any, seed: int | None) -> torch.nn.LSTM:
+    """``torch.nn.LSTM(*config, dtype=...)`` (config in the constructor's order, from
+    input_size to proj_size), its weights drawn from ``seed`` without touching torch's global
+    generator.  Bad arguments meet torch's own checks."""
+    import torch
+
+    input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, proj_size = config
+    try:
+        tdtype = torch.from_numpy(np.empty(0, dtype=np.dtype(dtype))).dtype
+    except TypeError as exc:
+        raise TypeError(f"dtype {dtype!r} has no torch equivalent") from exc
+    with torch.random.fork_rng():
+        if seed is not None:
+            torch.manual_seed(seed)
+        return torch.nn.LSTM(
+            input_size,
+            hidden_size,
+            num_layers=num_layers,
+            bias=bias,
+            batch_first=batch_first,
+            dropout=dropout,
+            bidirectional=bidirectional,
+            proj_size=proj_size,
+            dtype=tdtype,
+        )
+
+
 class TorchForward:
     """torch.nn.LSTM behind lstm_ref.LSTM's NumPy API, without the backward pass.
 
@@ -95,26 +125,8 @@ class TorchForward:
         dtype: Any = np.float32,
         seed: int | None = None,
     ) -> None:
-        import torch
-
-        try:
-            tdtype = torch.from_numpy(np.empty(0, dtype=np.dtype(dtype))).dtype
-        except TypeError as exc:
-            raise TypeError(f"dtype {dtype!r} has no torch equivalent") from exc
-        with torch.random.fork_rng():
-            if seed is not None:
-                torch.manual_seed(seed)
-            self.module = torch.nn.LSTM(
-                input_size,
-                hidden_size,
-                num_layers=num_layers,
-                bias=bias,
-                batch_first=batch_first,
-                dropout=dropout,
-                bidirectional=bidirectional,
-                proj_size=proj_size,
-                dtype=tdtype,
-            ).to(self.device)
+        config = (input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, proj_size)
+        self.module = new_torch_lstm(config, dtype, seed).to(self.device)
         self.dtype = np.dtype(dtype)
 
     @property

@@ -21,6 +21,7 @@ import pytest
 from lstm_test_utils import assert_close, to_numpy, torch_dtype
 
 import lstm_ref
+from conformance.exec_impl import CTOR_PARAMS
 
 torch = pytest.importorskip("torch")
 
@@ -557,17 +558,7 @@ def _comparable(result: Any) -> list[Any]:
         return _comparable(result.data)
     if hasattr(result, "detach") or isinstance(result, np.ndarray):
         return [result]
-    names = (
-        "input_size",
-        "hidden_size",
-        "num_layers",
-        "bias",
-        "batch_first",
-        "dropout",
-        "bidirectional",
-        "proj_size",
-    )
-    return [tuple(getattr(result, n, None) for n in names)]
+    return [tuple(getattr(result, n, None) for n in CTOR_PARAMS[:-2])]  # not dtype, seed
 
 
 @pytest.mark.parametrize("case", ACCEPTED, ids=lambda c: c.id)

@@ -21,6 +21,7 @@ import lstm_ref
 from lstm_ref.layout import dropout_noise, param_names, param_shapes, param_suffix
 
 from . import require, versions
+from .stacking import check_stacking, repack, split_hx
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 require("keras", "keras")
@@ -38,43 +39,11 @@ def pad_packed(packed: lstm_ref.PackedSequence) -> tuple[np.ndarray, np.ndarray]
     return padded, lengths
 
 
-def repack(padded: np.ndarray, like: lstm_ref.PackedSequence) -> lstm_ref.PackedSequence:
-    """Batch-major padded output (caller's order) packed with ``like``'s batch_sizes and indices."""
-    batch_sizes = np.asarray(like.batch_sizes)
-    time_major = np.swapaxes(padded, 0, 1)
-    if like.sorted_indices is not None:
-        time_major = time_major[:, np.asarray(like.sorted_indices)]
-    rows = [time_major[t, : int(n)] for t, n in enumerate(batch_sizes)]
-    data = np.concatenate(rows, axis=0) if rows else time_major[:0, 0]
-    return lstm_ref.PackedSequence(data, like.batch_sizes, like.sorted_indices, like.unsorted_indices)
-
-
 def _cells(layer: Any) -> list[Any]:
     """The LSTMCell of each direction of one Keras layer (forward first)."""
     if isinstance(layer, keras.layers.Bidirectional):
         return [layer.forward_layer.cell, layer.backward_layer.cell]
     return [layer.cell]
-
-
-def check_stacking(num_layers: Any, batch_first: Any) -> None:
-    """The arguments only this adapter interprets (the library has no layer count and no
-    batch_first), checked as torch checks them so that a bad one cannot be silently converted."""
-    if not isinstance(batch_first, bool):
-        raise TypeError(f"batch_first should be of type bool, got: {type(batch_first).__name__}")
-    if isinstance(num_layers, int) and num_layers <= 0:
-        raise ValueError("num_layers must be greater than zero")
-
-
-def split_hx(hx: Any, states: int) -> tuple[Any, Any]:
-    """torch's stacked ``(h_0, c_0)``; refuses what cannot be split into ``states`` per-layer
-    states (the library receives one state per layer and direction, never the stack)."""
-    if isinstance(hx, (tuple, list)) and len(hx) > 2:
-        raise RuntimeError(f"expected hx to be (h_0, c_0), got {len(hx)} arrays")
-    h0, c0 = hx[0], hx[1]
-    for name, value in (("h_0", h0), ("c_0", c0)):
-        if value is not None and len(value) != states:
-            raise RuntimeError(f"{name} has {len(value)} layers * directions, expected {states}")
-    return h0, c0
 
 
 class KerasLSTM:
@@ -238,7 +207,7 @@ class KerasLSTM:
         out = to_numpy(out)
         h_n, c_n = np.stack([to_numpy(h) for h in hs]), np.stack([to_numpy(c) for c in cs])
         if packed:
-            return repack(out, input), (h_n, c_n)
+            return repack(np.swapaxes(out, 0, 1), input), (h_n, c_n)  # Keras is batch-major
         if unbatched:
             return out[0], (h_n[:, 0], c_n[:, 0])
         return (out if self.batch_first else np.swapaxes(out, 0, 1)), (h_n, c_n)

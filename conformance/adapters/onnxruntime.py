@@ -35,7 +35,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa
 import lstm_ref  # noqa: E402
 from lstm_ref.packing import packed_lengths  # noqa: E402
 
-from ..torch_adapter import _load_state_dict, _state_dict  # noqa: E402
+from ..torch_adapter import _load_state_dict, _state_dict, new_torch_lstm  # noqa: E402
 from ..torch_oracle import one_thread  # noqa: E402
 
 # what the exporter / onnxruntime say, verbatim where they say it (docs/adapters.md)
@@ -120,24 +120,6 @@ class OnnxRuntimeLSTM:
         dtype: Any = np.float32,
         seed: int | None = None,
     ) -> None:
-        try:
-            tdtype = torch.from_numpy(np.empty(0, dtype=np.dtype(dtype))).dtype
-        except TypeError as exc:
-            raise TypeError(f"dtype {dtype!r} has no torch equivalent") from exc
-        with torch.random.fork_rng():
-            if seed is not None:
-                torch.manual_seed(seed)
-            self.module = torch.nn.LSTM(
-                input_size,
-                hidden_size,
-                num_layers=num_layers,
-                bias=bias,
-                batch_first=batch_first,
-                dropout=dropout,
-                bidirectional=bidirectional,
-                proj_size=proj_size,
-                dtype=tdtype,
-            )
         self.config = (
             input_size,
             hidden_size,
@@ -148,6 +130,7 @@ class OnnxRuntimeLSTM:
             bidirectional,
             proj_size,
         )
+        self.module = new_torch_lstm(self.config, dtype, seed)
         self.dtype = np.dtype(dtype)
         self._weights_changed()
 
