@@ -263,10 +263,23 @@ def target_lines(rows: list[Row]) -> list[str]:
     return ["| lstm_ref target | wanted | measured | |", "|---|---|---|---|", *lines]
 
 
+def numpy_blas() -> str:
+    """numpy's BLAS and the kernel it runs, e.g. "openblas 0.3.30 (SkylakeX)": OPENBLAS_CORETYPE
+    can force an older kernel (Haswell runs half as fast as SkylakeX on an AVX-512 machine),
+    which changes every NumPy column's ratio."""
+    from threadpoolctl import threadpool_info  # type: ignore[import-untyped]
+
+    blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    return (
+        ", ".join(f"{i['internal_api']} {i['version']} ({i.get('architecture', '?')})" for i in blas) or "?"
+    )
+
+
 def _header(meta: dict[str, Any]) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items() if v)
     return (
-        f"Machine: {meta['cpu']}, {meta['cores']} cores; {meta['threads']} thread(s) for torch, numpy BLAS, "
+        f"Machine: {meta['cpu']}, {meta['cores']} cores; numpy's BLAS: {meta.get('numpy_blas', '?')}; "
+        f"{meta['threads']} thread(s) for torch, numpy BLAS, "
         f"XLA and onnxruntime. {versions}. Peak: {meta['peak_gflops']:.1f} GFLOP/s (best float32 {meta['peak_size']}³ "
         f"matmul, numpy or torch, sampled throughout the run; median sample "
         f"{statistics.median(meta['peak_samples_gflops']):.1f}). {meta['blocks']} interleaved rounds of "
@@ -446,6 +459,7 @@ def write(args: argparse.Namespace, rows: list[Row], peak_samples: list[float]) 
     meta: dict[str, Any] = {
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
+        "numpy_blas": numpy_blas(),
         "threads": args.threads,
         "python": platform.python_version(),
         "versions": library_versions(),
