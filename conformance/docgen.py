@@ -42,7 +42,7 @@ DOC_FILES = ("README.md", "docs/rows.md", "docs/plugin.md", "docs/fixtures.md", 
 FAILURE_IMPL = "tests.broken_impls:WrongGateOrder"
 FAILURE_CASE = "L2-bi-packed_sorted-hx-c64-eval"
 FAILURE_ARGV = ["--impl", FAILURE_IMPL, "--case", FAILURE_CASE, "--oracle", "fixtures"]
-README_HEAD_ROWS, README_TAIL_ROWS = 7, 2
+README_HEAD_ROWS, README_TAIL_ROWS = 4, 2
 
 BLOCK = re.compile(
     r"(<!-- generated:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /generated:(?P=name) -->)", re.S
