@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -100,7 +100,34 @@ def new_torch_lstm(config: tuple[Any, ...], dtype: Any, seed: int | None) -> tor
         )
 
 
-class TorchForward:
+Holder = TypeVar("Holder", bound="TorchModuleState")
+
+
+class TorchModuleState:
+    """The plug-in API's state methods over a torch module held in ``self.module``: the training
+    flag and the state_dict as NumPy arrays under torch's own names."""
+
+    module: torch.nn.LSTM
+
+    @property
+    def training(self) -> bool:
+        return bool(self.module.training)
+
+    def train(self: Holder, mode: bool = True) -> Holder:
+        self.module.train(mode)
+        return self
+
+    def eval(self: Holder) -> Holder:
+        return self.train(False)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return _state_dict(self.module)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        _load_state_dict(self.module, state_dict)
+
+
+class TorchForward(TorchModuleState):
     """torch.nn.LSTM behind lstm_ref.LSTM's NumPy API, without the backward pass.
 
     ``dropout_masks`` are honoured by running torch layer by layer (one-layer modules sharing
@@ -128,23 +155,6 @@ class TorchForward:
         config = (input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, proj_size)
         self.module = new_torch_lstm(config, dtype, seed).to(self.device)
         self.dtype = np.dtype(dtype)
-
-    @property
-    def training(self) -> bool:
-        return bool(self.module.training)
-
-    def train(self, mode: bool = True) -> TorchForward:
-        self.module.train(mode)
-        return self
-
-    def eval(self) -> TorchForward:
-        return self.train(False)
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return _state_dict(self.module)
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        _load_state_dict(self.module, state_dict)
 
     def _replay_noise(self, dropout_masks: Sequence[Any] | None, required: bool) -> list[Any] | None:
         """The noise ``keep / (1-p)`` of the given masks, when this call draws dropout."""

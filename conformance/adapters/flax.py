@@ -20,10 +20,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 import lstm_ref
-from lstm_ref.layout import GATES, dropout_noise, gate_rows, param_names, param_shapes, param_suffix
+from lstm_ref.layout import GATES, dropout_noise, gate_rows, param_suffix
 
 from . import require, versions
-from .stacking import check_stacking, repack, split_hx
+from .stacking import StackedLSTM, repack, split_hx
 
 require("flax", "jax", "flax")
 
@@ -59,7 +59,7 @@ def _summed_bias(state: dict[str, np.ndarray], suffix: str, like: np.ndarray) ->
     return np.asarray(state["bias_ih" + suffix] + state["bias_hh" + suffix])
 
 
-class FlaxLSTM:
+class FlaxLSTM(StackedLSTM):
     """torch.nn.LSTM's API over a stack of Flax nnx RNN layers."""
 
     conformance_unsupported: ClassVar[dict[str, str]] = {
@@ -68,30 +68,10 @@ class FlaxLSTM:
     conformance_cell: ClassVar[str] = "conformance.adapters.flax:FlaxLSTMCell"
     conformance_version: ClassVar[str] = versions("flax", "jax", "jaxlib")
 
-    def __init__(
-        self,
-        input_size: Any,
-        hidden_size: Any,
-        num_layers: Any = 1,
-        bias: Any = True,
-        batch_first: Any = False,
-        dropout: Any = 0.0,
-        bidirectional: Any = False,
-        proj_size: Any = 0,
-        dtype: Any = np.float32,
-        seed: int | None = None,
-    ) -> None:
-        if proj_size:
-            raise NotImplementedError(self.conformance_unsupported["proj_size"])
-        check_stacking(num_layers, batch_first)
-        self.dtype = np.dtype(dtype)
-        self.config = dict(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers, bias=bias)
-        self.batch_first, self.bidirectional = batch_first, bool(bidirectional)
-        self.num_layers, self.p, self.training = num_layers, dropout, True
+    def _build(self, seed: int | None) -> None:
         rngs = nnx.Rngs(0 if seed is None else seed)
-        self.dropout = nnx.Dropout(dropout, rngs=rngs)
-        self.layers = [self._layer(layer, rngs) for layer in range(num_layers)]
-        self._state = self._initial_state_dict()
+        self.dropout = nnx.Dropout(self.p, rngs=rngs)
+        self.layers = [self._layer(layer, rngs) for layer in range(self.num_layers)]
 
     def _layer(self, layer: int, rngs: Any) -> Any:
         hidden = self.config["hidden_size"]
@@ -116,21 +96,7 @@ class FlaxLSTM:
                     state["bias_hh" + suffix] = to_numpy(cell.dense_h.bias.value)
         return state
 
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return {name: value.copy() for name, value in self._state.items()}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        c = self.config
-        shapes = param_shapes(
-            c["input_size"], c["hidden_size"], c["num_layers"], self.bidirectional, c["bias"]
-        )
-        if set(state_dict) != set(shapes):
-            raise RuntimeError(f"state_dict keys {sorted(state_dict)} != {sorted(shapes)}")
-        for name, shape in shapes.items():
-            if np.shape(state_dict[name]) != shape:
-                raise RuntimeError(f"{name}: shape {np.shape(state_dict[name])}, expected {shape}")
-        names = param_names(c["num_layers"], self.bidirectional, c["bias"])
-        self._state = {n: np.array(state_dict[n], dtype=self.dtype) for n in names}
+    def _assign_weights(self) -> None:
         for layer, rnn in enumerate(self.layers):
             for direction, cell in enumerate(_cells(rnn)):
                 s = param_suffix(layer, direction)
@@ -138,13 +104,6 @@ class FlaxLSTM:
                 cell.dense_i.kernel.value = jax.numpy.asarray(w_ih.T)
                 cell.dense_h.kernel.value = jax.numpy.asarray(w_hh.T)
                 cell.dense_h.bias.value = jax.numpy.asarray(_summed_bias(self._state, s, w_hh))
-
-    def train(self, mode: bool = True) -> FlaxLSTM:
-        self.training = bool(mode)
-        return self
-
-    def eval(self) -> FlaxLSTM:
-        return self.train(False)
 
     def _carries(self, hx: Any) -> list[Any] | None:
         """torch's (D*layers, [N,] H) pair as Flax's carries ``(c, h)``, per layer."""

@@ -18,10 +18,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 import lstm_ref
-from lstm_ref.layout import dropout_noise, param_names, param_shapes, param_suffix
+from lstm_ref.layout import dropout_noise, param_suffix
 
 from . import require, versions
-from .stacking import check_stacking, repack, split_hx
+from .stacking import StackedLSTM, repack, split_hx
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 require("keras", "keras")
@@ -46,7 +46,7 @@ def _cells(layer: Any) -> list[Any]:
     return [layer.cell]
 
 
-class KerasLSTM:
+class KerasLSTM(StackedLSTM):
     """torch.nn.LSTM's API over a stack of Keras LSTM layers."""
 
     conformance_unsupported: ClassVar[dict[str, str]] = {
@@ -55,29 +55,9 @@ class KerasLSTM:
     }
     conformance_version: ClassVar[str] = versions("keras", "jax", "jaxlib")
 
-    def __init__(
-        self,
-        input_size: Any,
-        hidden_size: Any,
-        num_layers: Any = 1,
-        bias: Any = True,
-        batch_first: Any = False,
-        dropout: Any = 0.0,
-        bidirectional: Any = False,
-        proj_size: Any = 0,
-        dtype: Any = np.float32,
-        seed: int | None = None,
-    ) -> None:
-        if proj_size:
-            raise NotImplementedError(self.conformance_unsupported["proj_size"])
-        check_stacking(num_layers, batch_first)
-        self.dtype = np.dtype(dtype)
-        self.config = dict(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers, bias=bias)
-        self.batch_first, self.bidirectional = batch_first, bool(bidirectional)
-        self.num_layers, self.p, self.training = num_layers, dropout, True
-        self.dropout = keras.layers.Dropout(dropout, seed=seed)
-        self.layers = [self._layer(layer, seed) for layer in range(num_layers)]
-        self._state = self._initial_state_dict()
+    def _build(self, seed: int | None) -> None:
+        self.dropout = keras.layers.Dropout(self.p, seed=seed)
+        self.layers = [self._layer(layer, seed) for layer in range(self.num_layers)]
 
     def _layer(self, layer: int, seed: int | None) -> Any:
         """One Keras layer, built for its input features."""
@@ -109,35 +89,14 @@ class KerasLSTM:
                     state["bias_hh" + suffix] = np.zeros_like(state["bias_ih" + suffix])
         return state
 
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return {name: value.copy() for name, value in self._state.items()}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        c = self.config
-        shapes = param_shapes(
-            c["input_size"], c["hidden_size"], c["num_layers"], self.bidirectional, c["bias"]
-        )
-        if set(state_dict) != set(shapes):
-            raise RuntimeError(f"state_dict keys {sorted(state_dict)} != {sorted(shapes)}")
-        for name, shape in shapes.items():
-            if np.shape(state_dict[name]) != shape:
-                raise RuntimeError(f"{name}: shape {np.shape(state_dict[name])}, expected {shape}")
-        names = param_names(c["num_layers"], self.bidirectional, c["bias"])
-        self._state = {n: np.array(state_dict[n], dtype=self.dtype) for n in names}
+    def _assign_weights(self) -> None:
         for layer, keras_layer in enumerate(self.layers):
             for direction, cell in enumerate(_cells(keras_layer)):
                 s = param_suffix(layer, direction)
                 cell.kernel.assign(self._state["weight_ih" + s].T)
                 cell.recurrent_kernel.assign(self._state["weight_hh" + s].T)
-                if c["bias"]:
+                if self.config["bias"]:
                     cell.bias.assign(self._state["bias_ih" + s] + self._state["bias_hh" + s])
-
-    def train(self, mode: bool = True) -> KerasLSTM:
-        self.training = bool(mode)
-        return self
-
-    def eval(self) -> KerasLSTM:
-        return self.train(False)
 
     def _initial_states(self, hx: Any, unbatched: bool) -> list[Any] | None:
         """torch's (D*layers, N, H) pair as one ``initial_state`` list per Keras layer."""

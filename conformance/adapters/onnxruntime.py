@@ -35,7 +35,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa
 import lstm_ref  # noqa: E402
 from lstm_ref.packing import packed_lengths  # noqa: E402
 
-from ..torch_adapter import _load_state_dict, _state_dict, new_torch_lstm  # noqa: E402
+from ..torch_adapter import TorchModuleState, new_torch_lstm  # noqa: E402
 from ..torch_oracle import one_thread  # noqa: E402
 
 # what the exporter / onnxruntime say, verbatim where they say it (docs/adapters.md)
@@ -95,7 +95,7 @@ def _feed(value: Any) -> Any:
     return np.ascontiguousarray(value) if isinstance(value, np.ndarray) else value
 
 
-class OnnxRuntimeLSTM:
+class OnnxRuntimeLSTM(TorchModuleState):
     """torch.nn.LSTM -> torch.onnx.export (TorchScript exporter) -> onnxruntime, behind
     lstm_ref.LSTM's NumPy API. No ``vjp``: an inference session has no gradients."""
 
@@ -141,22 +141,8 @@ class OnnxRuntimeLSTM:
             digest.update(name.encode() + value.detach().numpy().tobytes())
         self._key = (self.config, str(self.dtype), digest.hexdigest())
 
-    @property
-    def training(self) -> bool:
-        return bool(self.module.training)
-
-    def train(self, mode: bool = True) -> OnnxRuntimeLSTM:
-        self.module.train(mode)
-        return self
-
-    def eval(self) -> OnnxRuntimeLSTM:
-        return self.train(False)
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return _state_dict(self.module)
-
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        _load_state_dict(self.module, state_dict)
+        super().load_state_dict(state_dict)
         self._weights_changed()
 
     def _example(self, form: str, with_hx: bool) -> tuple[Any, ...]:
