@@ -9,7 +9,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 
 import lstm_ref
-from lstm_ref.layout import param_names, param_shapes
+from lstm_ref.layout import param_shapes
 
 Stacked = TypeVar("Stacked", bound="StackedLSTM")
 
@@ -99,8 +99,7 @@ class StackedLSTM:
         for name, shape in shapes.items():
             if np.shape(state_dict[name]) != shape:
                 raise RuntimeError(f"{name}: shape {np.shape(state_dict[name])}, expected {shape}")
-        names = param_names(c["num_layers"], self.bidirectional, c["bias"])
-        self._state = {n: np.array(state_dict[n], dtype=self.dtype) for n in names}
+        self._state = {n: np.array(state_dict[n], dtype=self.dtype) for n in shapes}  # torch's order
         self._assign_weights()
 
     def train(self: Stacked, mode: bool = True) -> Stacked:
