@@ -24,6 +24,8 @@ REGISTRY: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ),
     "keras": ("conformance.adapters.keras:KerasLSTM", "keras", ("keras", "jax")),
     "flax": ("conformance.adapters.flax:FlaxLSTM", "jax", ("jax", "flax")),
+    "openvino": ("conformance.adapters.openvino:OpenVinoLSTM", "openvino", ("torch", "openvino")),
+    "paddle": ("conformance.adapters.paddle:PaddleLSTM", "paddle", ("paddle",)),
 }
 ADAPTERS: dict[str, str] = {name: entry[0] for name, entry in REGISTRY.items()}
 
