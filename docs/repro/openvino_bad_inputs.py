@@ -6,7 +6,8 @@ batch size (RuntimeError each) and a float64 input (ValueError). The same module
 with openvino.convert_model (the PyTorch frontend traces it; every input dimension comes out
 dynamic) and compiled for the CPU accepts the empty sequence and the float64 input (converted
 to float32). Compiled with INFERENCE_NUM_THREADS=1, it also accepts the other two and returns
-outputs with a batch of 0. Exits 1 while any of them is accepted.
+outputs with a batch of 0. A 1-D input is refused by both, torch with ValueError, OpenVINO with
+RuntimeError. Exits 1 while any of them is accepted.
 """
 
 import sys
@@ -33,6 +34,7 @@ calls = {
         zeros,
     ),
     "float64 input": (np.ones((5, 2, 3), np.float64), zeros, zeros),
+    "1-D input": (np.ones(3, np.float32), zeros, zeros),
 }
 for name, (x, h0, c0) in calls.items():
     try:
