@@ -101,7 +101,7 @@ class PaddleLSTM:
         self.module = self._new(input_size, num_layers)
         self.module.train()
 
-    def _new(self, input_size: Any, num_layers: Any, time_major: bool | None = None) -> Any:
+    def _new(self, input_size: Any, num_layers: Any) -> Any:
         attr = None if self.bias else False
         with default_dtype(self.dtype):
             return paddle.nn.LSTM(
@@ -109,7 +109,7 @@ class PaddleLSTM:
                 self.config["hidden_size"],
                 num_layers=num_layers,
                 direction="bidirect" if self.directions == 2 else "forward",
-                time_major=(not self.batch_first) if time_major is None else time_major,
+                time_major=not self.batch_first,
                 dropout=self.p,
                 bias_ih_attr=attr,
                 bias_hh_attr=attr,
