@@ -329,6 +329,26 @@ class _Server:
             )
 
 
+def _exited(proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Wait for ``proc`` up to ``timeout`` s: on a pidfd where there is one (``Popen.wait`` with
+    a timeout polls, sleeping up to 50 ms at a time: more than a whole request)."""
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+    try:
+        if not select.select([fd], [], [], timeout)[0]:
+            return False
+    finally:
+        os.close(fd)
+    proc.wait()
+    return True
+
+
 def _empty(directory: Path) -> None:
     with contextlib.suppress(OSError), os.scandir(directory) as entries:
         for entry in entries:
@@ -414,9 +434,7 @@ class Command:
                 )
             except OSError as exc:
                 raise ExecCommandFailed(f"exec {self.text!r}: cannot run: {exc}") from None
-            try:
-                proc.wait(self.timeout)
-            except subprocess.TimeoutExpired:
+            if not _exited(proc, self.timeout):
                 REAPER.kill(proc)
                 raise ExecCommandFailed(
                     f"exec {self.text!r}: {op} request ran past {self.timeout:g} s"
