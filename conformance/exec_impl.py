@@ -195,8 +195,13 @@ class _Reaper:
 
     def tell(self, line: str) -> None:
         if self.pipe is None:
+            # holding none of this process's files open: nobody waits on the reaper
             proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-c", _REAPER], stdin=subprocess.PIPE, text=True
+                [sys.executable, "-I", "-S", "-c", _REAPER],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                text=True,
             )
             self.pipe = proc.stdin
         assert self.pipe is not None
