@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -363,9 +363,6 @@ def _empty(directory: Path) -> None:
                 os.unlink(entry.path)
 
 
-Want = Sequence[str] | Callable[[dict[str, Any]], Sequence[str]]
-
-
 class Command:
     """``COMMAND``: one process per request (``COMMAND REQUEST_DIR``), or one persistent process
     once the command has declared protocol 2 and ``persistent`` (``use_protocol``)."""
@@ -392,18 +389,17 @@ class Command:
             self.server = None
 
     def __call__(
-        self, request: dict[str, Any], arrays: Mapping[str, Any], want: Want = ()
+        self, request: dict[str, Any], arrays: Mapping[str, Any], want: Sequence[str] = ()
     ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """Run one request: (response.json or {}, {name: array} for each ``want``ed NAME.npy
-        -- ``want`` may be a function of the response). Raises the exception of error.json,
-        or ExecCommandFailed."""
+        """Run one request: (response.json or {}, {name: array} for each ``want``ed NAME.npy).
+        Raises the exception of error.json, or ExecCommandFailed."""
         op = request.get("op", "?")
         directory = self._empty_directory()
         try:
             write_request(directory, request, arrays, self.protocol)
             stderr = self._serve(directory, op) if self.persistent else self._run_once(directory, op)
             response = self._read_json(directory / "response.json", op)
-            names = [*(want(response) if callable(want) else want), *response.get("parameters", [])]
+            names = [*want, *response.get("parameters", [])]
             return response, {name: self._read_npy(directory / f"{name}.npy", op, stderr) for name in names}
         finally:
             _empty(directory)
