@@ -440,3 +440,18 @@ def test_a_persistent_command_that_breaks_the_protocol_is_named(tmp_path: Path) 
     )
     with pytest.raises(SystemExit, match="answered protocol 3, this suite speaks 1 and 2"):
         make_exec_factory(f"{sys.executable} {script}")
+
+
+def test_a_persistent_request_past_its_time_limit_kills_the_command_and_the_next_one_restarts_it(
+    binaries: dict[str, Path], tmp_path: Path
+) -> None:
+    factory = make_exec_factory(
+        faulty("hang-persistent", tmp_path, binaries["good"])[len("exec:") :], timeout=2
+    )
+    with pytest.raises(
+        ExecCommandFailed, match=r"\(persistent\): construct request ran past 2 s; the command was killed"
+    ):
+        factory(input_size=3, hidden_size=4, dtype=np.dtype("float64"))
+    assert children(tmp_path) and all(gone(pid) for pid in children(tmp_path))
+    model = factory(input_size=3, hidden_size=4, dtype=np.dtype("float32"))  # a fresh process
+    assert model(np.zeros((5, 2, 3), np.float32))[0].shape == (5, 2, 4)
