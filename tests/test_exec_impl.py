@@ -1,12 +1,12 @@
 """``--impl exec:COMMAND`` and ``lstm-conformance export`` with a real C implementation.
 
-tests/c_lstm/lstm.c (a one-layer unidirectional float32/float64 LSTM speaking protocol 2: a
+tests/c_lstm/lstm.c (a stacked, bidirectional float32/float64 LSTM speaking protocol 2: a
 persistent process, ``trace`` and ``vjp``) is compiled once with the system ``cc``, as-is, as a
 protocol-1 command (``-DEXEC_V1``) and as broken copies (``-DSWAP_GATES``: f and g read the
 other way round; ``-DBROKEN_O``: a tanh o gate), and run through the real CLI. The one full
 default run of this module is the protocol-2 build's; the others select cases with ``--case``.
-tests/c_lstm/twin.py is the protocol-1 program in NumPy: the C program must get the same table
-and the same failure messages as its Python twin. tests/c_lstm/faulty.py wraps the C program in
+tests/c_lstm/twin.py is the protocol-1 program's one-layer part in NumPy: on one-layer cases the
+C program must get the same table and the same failure messages as its Python twin. tests/c_lstm/faulty.py wraps the C program in
 a command that crashes or hangs (with a sleeping child) on float64 models.
 """
 
@@ -36,7 +36,12 @@ from tests.suite_helpers import ROOT, has_torch, run_cli
 SOURCE = ROOT / "tests" / "c_lstm" / "lstm.c"
 FAULTY = ROOT / "tests" / "c_lstm" / "faulty.py"
 TWIN_SWAPPED = "tests.c_lstm.twin:SwappedGates"
-V2_UNSUPPORTED = {k: v for k, v in UNSUPPORTED.items() if k != "gradients"}  # the v2 build has vjp
+# lstm.c's declarations (its twin is one layer, one direction and forward only; the C program
+# built with -DEXEC_V1 adds "gradients")
+C_UNSUPPORTED = {
+    **{k: v for k, v in UNSUPPORTED.items() if k not in ("gradients", "bidirectional", "multi_layer")},
+    "dropout": "no dropout between layers",
+}
 BUILDS = {
     "good": [],
     "v1": ["-DEXEC_V1"],
@@ -135,14 +140,16 @@ def test_c_port_passes_the_default_run_over_protocol_2_with_gradients(
     binaries: dict[str, Path], v2_run: tuple[Any, ...]
 ) -> None:
     code, report, out, tmp_path = v2_run
-    assert_passes(code, report, out, V2_UNSUPPORTED)
+    assert_passes(code, report, out, C_UNSUPPORTED)
     rows = rows_of(report)
     for feature in ("whole_sequence", "stepwise", "chunked", "unbatched", "hx_given", "probes", "state_dict"):
         assert rows[feature]["status"] == "pass", rows[feature]
-    for feature in ("float32", "float64", "edge_long", "edge_saturated", "edge_layout"):
+    for feature in ("bidirectional", "multi_layer", "batch_first", "dropout_eval", "no_bias"):
+        assert rows[feature]["status"] == "pass", rows[feature]
+    for feature in ("float32", "float64", "edge_long", "edge_saturated", "edge_layout", "edge_batch0"):
         assert rows[feature]["status"] == "pass", rows[feature]
     # the backward pass written in C, against torch.autograd.grad (fixtures, and live torch)
-    assert rows["gradients"]["status"] == "pass" and rows["gradients"]["passed"] >= 17, rows["gradients"]
+    assert rows["gradients"]["status"] == "pass" and rows["gradients"]["passed"] >= 60, rows["gradients"]
     assert report["oracles"]["torch"] == ("on" if has_torch() else report["oracles"]["torch"])
     # the header names the command, its declared version and how it is driven
     command = f"exec:{binaries['good']}"
@@ -301,7 +308,7 @@ def test_export_cases_run_by_the_c_program(binaries: dict[str, Path], tmp_path: 
     index = json.loads((target / "index.json").read_text())
     assert index["protocol"] == exec_impl.EXPORT_PROTOCOL == 1  # forward requests: the same in 1 and 2
     assert not list(tmp_path.glob(".export*"))  # no staging directory left behind
-    declared = declared_rows(UNSUPPORTED)
+    declared = declared_rows(C_UNSUPPORTED)
     ran = 0
     for entry in index["cases"]:
         assert (target / entry["request"]).is_file()
@@ -344,7 +351,7 @@ def test_export_replaces_an_export_but_not_other_directories(tmp_path: Path) -> 
 
 def test_errors_cross_the_protocol_as_torchs_types(binaries: dict[str, Path]) -> None:
     factory = make_exec_factory(str(binaries["good"]))
-    assert factory.conformance_unsupported == V2_UNSUPPORTED
+    assert factory.conformance_unsupported == C_UNSUPPORTED
     with pytest.raises(ValueError):
         factory(input_size=3, hidden_size=0, dtype=np.dtype("float64"))
     with pytest.raises(TypeError, match="cannot be sent over the exec protocol"):
@@ -391,31 +398,33 @@ def test_trace_and_vjp_over_the_protocol_match_lstm_ref(binaries: dict[str, Path
     checked against torch): the values cross the protocol in the right places and layouts."""
     factory = make_exec_factory(str(binaries["good"]))
     rng = np.random.default_rng(0)
-    for batch_first, x, hx in (
-        (False, rng.standard_normal((5, 2, 3)), None),
-        (
-            True,
-            rng.standard_normal((2, 5, 3)),
-            (rng.standard_normal((1, 2, 4)), rng.standard_normal((1, 2, 4))),
-        ),
-        (False, rng.standard_normal((5, 3)), (rng.standard_normal((1, 4)), rng.standard_normal((1, 4)))),
+
+    def states(*shape: int) -> tuple[np.ndarray, np.ndarray]:
+        return rng.standard_normal(shape), rng.standard_normal(shape)
+
+    for layers, bidirectional, batch_first, x, hx in (
+        (1, False, False, rng.standard_normal((5, 2, 3)), None),
+        (1, False, True, rng.standard_normal((2, 5, 3)), states(1, 2, 4)),
+        (1, False, False, rng.standard_normal((5, 3)), states(1, 4)),
+        (2, True, True, rng.standard_normal((2, 5, 3)), states(4, 2, 4)),
     ):
-        ref = lstm_ref.LSTM(3, 4, batch_first=batch_first, dtype=np.float64, seed=1)
-        model = factory(
-            input_size=3, hidden_size=4, batch_first=batch_first, dtype=np.dtype("float64"), seed=0
-        )
+        config = {"num_layers": layers, "bidirectional": bidirectional, "batch_first": batch_first}
+        ref = lstm_ref.LSTM(3, 4, **config, dtype=np.float64, seed=1)
+        model = factory(input_size=3, hidden_size=4, **config, dtype=np.dtype("float64"), seed=0)
         model.load_state_dict(ref.state_dict())
+        recorded = lstm_ref.trace(ref, x, hx).directions
         internals = model.conformance_trace(x, hx)
-        expected = lstm_ref.trace(ref, x, hx).at(0, 0)
-        assert list(internals) == [(0, 0)]
-        for name in exec_impl.TRACED:
-            np.testing.assert_allclose(internals[0, 0][name], getattr(expected, name), rtol=1e-12, atol=1e-14)
+        assert list(internals) == [(d.layer, d.direction) for d in recorded]
+        for d in recorded:
+            for name in exec_impl.TRACED:
+                got = internals[d.layer, d.direction][name]
+                np.testing.assert_allclose(got, getattr(d, name), rtol=1e-12, atol=1e-14, err_msg=name)
         out, (h_n, c_n) = ref(x, hx)
         upstream = [rng.standard_normal(a.shape) for a in (out, h_n, c_n)]
-        got, want = model.vjp(x, hx, *upstream), ref.vjp(x, hx, *upstream)
-        assert set(got) == set(want) == {"input", "h0", "c0", *ref.state_dict()}
+        got_grads, want = model.vjp(x, hx, *upstream), ref.vjp(x, hx, *upstream)
+        assert set(got_grads) == set(want) == {"input", "h0", "c0", *ref.state_dict()}
         for name, value in want.items():
-            np.testing.assert_allclose(got[name], value, rtol=1e-10, atol=1e-12, err_msg=name)
+            np.testing.assert_allclose(got_grads[name], value, rtol=1e-10, atol=1e-12, err_msg=name)
 
 
 def test_a_persistent_command_that_breaks_the_protocol_is_named(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-/* A one-layer unidirectional float32/float64 LSTM (torch.nn.LSTM's equations and gate order
-   i, f, g, o) speaking lstm-conformance's exec protocol 2 (docs/exec-protocol.md):
+/* A stacked, optionally bidirectional float32/float64 LSTM (torch.nn.LSTM's equations and gate
+   order i, f, g, o; no projection, no packed input, no dropout between layers) speaking
+   lstm-conformance's exec protocol 2 (docs/exec-protocol.md):
        lstm REQUEST_DIR        reads REQUEST_DIR/request.json and *.npy, writes the answer there;
        lstm --exec-persistent  the same for every request directory named on a stdin line,
                                acknowledged by printing that line on stdout.
@@ -28,11 +29,11 @@ static char req[1 << 16];
 static jmp_buf failed; /* fail() returns here: the request is answered with error.json */
 
 /* every allocation of a request, freed when it is answered (the persistent mode serves many) */
-static void *mem[256];
+static void *mem[1024];
 static int nmem;
 static void *alloc(long n) {
   void *p = calloc(n > 0 ? n : 1, 1);
-  if (!p || nmem == 256) exit(4);
+  if (!p || nmem == 1024) exit(4);
   return mem[nmem++] = p;
 }
 static void release(void) { while (nmem) free(mem[--nmem]); }
@@ -134,9 +135,8 @@ static double sigmoid(double z) { return R(1.0 / R(1.0 + R(exp(-z)))); }
 #endif
 
 #define UNSUPPORTED                                                                                    \
-  "\"bidirectional\": \"one direction only\", \"multi_layer\": \"one layer only\", "                    \
   "\"proj_size\": \"no projection (LSTMP)\", \"complex\": \"float32 and float64 only\", "               \
-  "\"packed\": \"no PackedSequence input\", \"dropout\": \"one layer: no dropout between layers\", "    \
+  "\"packed\": \"no PackedSequence input\", \"dropout\": \"no dropout between layers\", "               \
   "\"cell\": \"no separate LSTMCell\", \"errors\": \"checks input rank/size and hx shapes only; "       \
   "Python-level argument types and hx structure are not checked\""
 #ifdef EXEC_V1
@@ -150,7 +150,17 @@ static double sigmoid(double z) { return R(1.0 / R(1.0 + R(exp(-z)))); }
   "\"unsupported\": {" UNSUPPORTED "}}\n"
 #endif
 
-static const char *names[4] = {"weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"};
+static const char *bases[4] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"};
+static int layers, dirs, bias, per; /* per: parameters per layer and direction (4, or 2 without bias) */
+static long I, H;
+
+/* parameter m (weight_ih, weight_hh, bias_ih, bias_hh) of layer k, direction d: its name, its columns */
+static const char *pname(int k, int d, int m) {
+  static char name[64];
+  snprintf(name, sizeof name, "%s_l%d%s", bases[m], k, d ? "_reverse" : "");
+  return name;
+}
+static long pcols(int k, int m) { return m == 0 ? (k ? dirs * H : I) : m == 1 ? H : 0; }
 
 /* One request in the current directory `dir`. */
 static void handle(void) {
@@ -160,36 +170,41 @@ static void handle(void) {
   const char *op = val("op"), *dtype = val("dtype");
   if (!op) fail("RuntimeError", "request.json has no op");
   if (is(op, "\"capabilities\"")) return write_text("response.json", CAPABILITIES);
-  long I = ival("input_size"), H = ival("hidden_size"), G = 4 * H;
-  int bias = bval("bias");
+  I = ival("input_size"), H = ival("hidden_size");
+  long G = 4 * H;
+  layers = (int)ival("num_layers"), dirs = bval("bidirectional") ? 2 : 1, bias = bval("bias"), per = bias ? 4 : 2;
   f64 = is(dtype, "\"float64\"");
   if (I <= 0 || H <= 0) fail("ValueError", "input_size and hidden_size must be greater than zero");
+  if (layers < 1) fail("ValueError", "num_layers must be greater than or equal to 1");
   if (!f64 && !is(dtype, "\"float32\"")) fail("NotImplementedError", "float32 and float64 only");
-  if (ival("num_layers") != 1 || bval("bidirectional") || ival("proj_size"))
-    fail("NotImplementedError", "one-layer unidirectional LSTM without projection only");
-  long cols[4] = {I, H, 0, 0};
-  int np = bias ? 4 : 2;
+  if (ival("proj_size")) fail("NotImplementedError", "no projection (LSTMP)");
+  int np = layers * dirs * per;
   char file[96];
   if (is(op, "\"construct\"")) { /* initial parameters: zeros */
-    write_text("response.json", bias ? "{\"protocol\": " PROTO ", \"parameters\": [\"weight_ih_l0\", \"weight_hh_l0\", "
-                                       "\"bias_ih_l0\", \"bias_hh_l0\"]}\n"
-                                     : "{\"protocol\": " PROTO ", \"parameters\": [\"weight_ih_l0\", \"weight_hh_l0\"]}\n");
-    double *zeros = alloc(G * (I > H ? I : H) * sizeof(double));
-    for (int k = 0; k < np; k++) {
-      long shape[2] = {G, cols[k]};
-      snprintf(file, sizeof file, "%s.npy", names[k]);
-      write_npy(file, k < 2 ? 2 : 1, shape, zeros);
+    char *list = alloc(np * 64 + 64);
+    strcpy(list, "{\"protocol\": " PROTO ", \"parameters\": [");
+    for (int p = 0; p < np; p++)
+      sprintf(list + strlen(list), "%s\"%s\"", p ? ", " : "", pname(p / per / dirs, p / per % dirs, p % per));
+    write_text("response.json", strcat(list, "]}\n"));
+    double *zeros = alloc(G * (I > dirs * H ? I : dirs * H) * sizeof(double));
+    for (int p = 0; p < np; p++) {
+      int k = p / per / dirs, m = p % per;
+      long shape[2] = {G, pcols(k, m)};
+      snprintf(file, sizeof file, "%s.npy", pname(k, p / per % dirs, m));
+      write_npy(file, m < 2 ? 2 : 1, shape, zeros);
     }
     return;
   }
-  Arr w[4], x, h0, c0;
+  Arr *w = alloc(np * sizeof(Arr)), x, h0, c0; /* w[(k * dirs + d) * per + m] */
   const char *block = strstr(req, "\"weights\": {"), *end = block ? strchr(block, '}') : NULL;
   int entries = 0;
   for (const char *p = block; p && p < end && (p = strstr(p + 1, ".npy\"")) && p < end;) entries++;
-  for (int k = 0; k < np; k++) {
-    snprintf(file, sizeof file, "%s.npy", names[k]);
-    if (!val(names[k]) || !read_npy(file, &w[k])) fail("RuntimeError", "Missing key(s) in state_dict");
-    if (w[k].nd != (k < 2 ? 2 : 1) || w[k].shape[0] != G || (k < 2 && w[k].shape[1] != cols[k]))
+  for (int p = 0; p < np; p++) {
+    int k = p / per / dirs, m = p % per;
+    const char *name = pname(k, p / per % dirs, m);
+    snprintf(file, sizeof file, "%s.npy", name);
+    if (!val(name) || !read_npy(file, &w[p])) fail("RuntimeError", "Missing key(s) in state_dict");
+    if (w[p].nd != (m < 2 ? 2 : 1) || w[p].shape[0] != G || (m < 2 && w[p].shape[1] != pcols(k, m)))
       fail("RuntimeError", "size mismatch in state_dict");
   }
   if (entries != np) fail("RuntimeError", "Unexpected key(s) in state_dict");
@@ -197,12 +212,14 @@ static void handle(void) {
   int vjp = is(op, "\"vjp\""), trace = is(op, "\"trace\"");
   if (!vjp && !trace && !is(op, "\"forward\"")) fail("NotImplementedError", "unknown op");
   if (bval("packed")) fail("NotImplementedError", "no PackedSequence input");
+  if (bval("training") && layers > 1 && strtod(val("dropout") ? val("dropout") : "0", NULL) > 0)
+    fail("NotImplementedError", "no dropout between layers");
   if (!read_npy("input.npy", &x)) fail("AttributeError", "input is None");
   if (x.nd != 2 && x.nd != 3) fail("ValueError", "LSTM: Expected input to be 2D or 3D");
   if (x.f64 != f64) fail("ValueError", "RNN input dtype does not match weight dtype");
   if (x.shape[x.nd - 1] != I) fail("RuntimeError", "input.size(-1) must be equal to input_size");
   int batched = x.nd == 3, bf = batched && bval("batch_first");
-  long L = x.shape[bf], N = batched ? x.shape[!bf] : 1;
+  long T = x.shape[bf], N = batched ? x.shape[!bf] : 1, S = layers * dirs; /* S states */
   const char *hx = val("hx");
   int has_hx = hx && *hx == '[';
   if (hx && *hx == '"') fail("IndexError", "hx must be a tuple (h_0, c_0)");
@@ -210,100 +227,134 @@ static void handle(void) {
     if (!read_npy("hx_0.npy", &h0) || !read_npy("hx_1.npy", &c0)) fail("RuntimeError", "hx needs (h_0, c_0)");
     if (h0.nd != x.nd || c0.nd != x.nd) fail("RuntimeError", "hx and cx must have the input's rank");
     if (h0.f64 != f64) fail("RuntimeError", "hidden[0] dtype does not match weight dtype");
-    if (h0.shape[0] != 1 || c0.shape[0] != 1 || h0.shape[x.nd - 1] != H || c0.shape[x.nd - 1] != H ||
+    if (h0.shape[0] != S || c0.shape[0] != S || h0.shape[x.nd - 1] != H || c0.shape[x.nd - 1] != H ||
         (batched && (h0.shape[1] != N || c0.shape[1] != N)))
-      fail("RuntimeError", "Expected hidden size (1, batch, hidden_size)");
+      fail("RuntimeError", "Expected hidden size (num_layers * num_directions, batch, hidden_size)");
   }
-  if (L == 0) fail("RuntimeError", "Expected sequence length to be larger than 0 in RNN");
+  if (T == 0) fail("RuntimeError", "Expected sequence length to be larger than 0 in RNN");
 
-  /* forward, keeping every step's gates and states (time-major: row t * N + b) */
-  long S = L * N * H;
-  double *h = alloc(N * H * sizeof(double)), *c = alloc(N * H * sizeof(double));
-  double *out = alloc(S * sizeof(double)), *z = alloc(G * sizeof(double));
-  double *gate[6]; /* i, f, g, o, c, h of every step */
-  for (int k = 0; k < 6; k++) gate[k] = alloc(S * sizeof(double));
-  if (has_hx) memcpy(h, h0.d, N * H * sizeof(double)), memcpy(c, c0.d, N * H * sizeof(double));
-  double *hinit = alloc(N * H * sizeof(double)), *cinit = alloc(N * H * sizeof(double));
-  memcpy(hinit, h, N * H * sizeof(double)), memcpy(cinit, c, N * H * sizeof(double));
-  for (long t = 0; t < L; t++) {
-    for (long b = 0; b < N; b++) {
-      const double *xt = x.d + (bf ? b * L + t : t * N + b) * I;
-      double *hb = h + b * H, *cb = c + b * H;
-      for (long r = 0; r < G; r++) {
-        double s = bias ? R(w[2].d[r] + w[3].d[r]) : 0.0;
-        for (long k = 0; k < I; k++) s = R(s + R(w[0].d[r * I + k] * xt[k]));
-        for (long k = 0; k < H; k++) s = R(s + R(w[1].d[r * H + k] * hb[k]));
-        z[r] = s;
-      }
-      for (long j = 0; j < H; j++) {
-        double i = sigmoid(z[GI * H + j]), fg = sigmoid(z[GF * H + j]), g = R(tanh(z[GG * H + j]));
-        double o = OUT_GATE(z[GO * H + j]);
-        cb[j] = R(R(fg * cb[j]) + R(i * g));
-        hb[j] = R(o * R(tanh(cb[j])));
-        long row = (t * N + b) * H + j;
-        gate[0][row] = i, gate[1][row] = fg, gate[2][row] = g, gate[3][row] = o;
-        gate[4][row] = cb[j], gate[5][row] = hb[j];
-        out[(bf ? b * L + t : t * N + b) * H + j] = hb[j];
+  /* forward, time-major inside (row t * N + b), keeping every step's gates and states per layer
+     and direction: gate[(k * dirs + d) * 6 + q] for q = i, f, g, o, c, h */
+  long DH = dirs * H, rows = T * N;
+  double *x0 = alloc(rows * I * sizeof(double)), *z = alloc(G * sizeof(double));
+  for (long t = 0; t < T; t++)
+    for (long b = 0; b < N; b++) memcpy(x0 + (t * N + b) * I, x.d + (bf ? b * T + t : t * N + b) * I, I * sizeof(double));
+  double **out = alloc(layers * sizeof(double *)), **gate = alloc(S * 6 * sizeof(double *));
+  double *hinit = alloc(S * N * H * sizeof(double)), *cinit = alloc(S * N * H * sizeof(double));
+  double *hn = alloc(S * N * H * sizeof(double)), *cn = alloc(S * N * H * sizeof(double));
+  if (has_hx) memcpy(hinit, h0.d, S * N * H * sizeof(double)), memcpy(cinit, c0.d, S * N * H * sizeof(double));
+  memcpy(hn, hinit, S * N * H * sizeof(double)), memcpy(cn, cinit, S * N * H * sizeof(double));
+  for (int k = 0; k < layers; k++) {
+    const double *in = k ? out[k - 1] : x0;
+    long F = k ? DH : I;
+    out[k] = alloc(rows * DH * sizeof(double));
+    for (int d = 0; d < dirs; d++) {
+      const Arr *wk = w + (k * dirs + d) * per;
+      double **gk = gate + (k * dirs + d) * 6, *h = hn + (k * dirs + d) * N * H, *c = cn + (k * dirs + d) * N * H;
+      for (int q = 0; q < 6; q++) gk[q] = alloc(rows * H * sizeof(double));
+      for (long s = 0; s < T; s++) {
+        long t = d ? T - 1 - s : s;
+        for (long b = 0; b < N; b++) {
+          const double *xt = in + (t * N + b) * F;
+          double *hb = h + b * H, *cb = c + b * H;
+          for (long r = 0; r < G; r++) {
+            double sum = bias ? R(wk[2].d[r] + wk[3].d[r]) : 0.0;
+            for (long q = 0; q < F; q++) sum = R(sum + R(wk[0].d[r * F + q] * xt[q]));
+            for (long q = 0; q < H; q++) sum = R(sum + R(wk[1].d[r * H + q] * hb[q]));
+            z[r] = sum;
+          }
+          for (long j = 0; j < H; j++) {
+            double i = sigmoid(z[GI * H + j]), fg = sigmoid(z[GF * H + j]), g = R(tanh(z[GG * H + j]));
+            double o = OUT_GATE(z[GO * H + j]);
+            cb[j] = R(R(fg * cb[j]) + R(i * g));
+            hb[j] = R(o * R(tanh(cb[j])));
+            long row = (t * N + b) * H + j;
+            gk[0][row] = i, gk[1][row] = fg, gk[2][row] = g, gk[3][row] = o, gk[4][row] = cb[j], gk[5][row] = hb[j];
+            out[k][(t * N + b) * DH + d * H + j] = hb[j];
+          }
+        }
       }
     }
   }
-  long oshape[3] = {x.shape[0], x.shape[1], H}, sshape[3] = {1, N, H}, tshape[3] = {L, N, H};
-  if (!batched) oshape[1] = H, sshape[1] = H, tshape[1] = H;
+  long oshape[3] = {x.shape[0], x.shape[1], DH}, sshape[3] = {S, N, H}, tshape[3] = {T, N, H};
+  if (!batched) oshape[1] = DH, sshape[1] = H, tshape[1] = H;
   if (trace) {
-    for (int k = 0; k < 6; k++) {
-      snprintf(file, sizeof file, "trace_l0_d0_%c.npy", "ifgoch"[k]);
-      write_npy(file, x.nd, tshape, gate[k]);
+    for (int p = 0; p < S * 6; p++) {
+      snprintf(file, sizeof file, "trace_l%d_d%d_%c.npy", p / 6 / dirs, p / 6 % dirs, "ifgoch"[p % 6]);
+      write_npy(file, x.nd, tshape, gate[p]);
     }
     return;
   }
+  double *y = alloc(rows * DH * sizeof(double)); /* the last layer's output in the caller's layout */
+  for (long t = 0; t < T; t++)
+    for (long b = 0; b < N; b++)
+      memcpy(y + (bf ? b * T + t : t * N + b) * DH, out[layers - 1] + (t * N + b) * DH, DH * sizeof(double));
   if (!vjp) {
-    write_npy("output.npy", x.nd, oshape, out);
-    write_npy("h_n.npy", x.nd, sshape, h);
-    write_npy("c_n.npy", x.nd, sshape, c);
+    write_npy("output.npy", x.nd, oshape, y);
+    write_npy("h_n.npy", x.nd, sshape, hn);
+    write_npy("c_n.npy", x.nd, sshape, cn);
     return;
   }
 
-  /* vjp: back through time, in double; gradients of the sums z = W_ih x + b_ih + W_hh h + b_hh */
+  /* vjp: layer by layer from the top, back through time in each direction, in double; the
+     gradient of a layer's input is the upstream gradient of the layer below's output */
   Arr gout, gh, gc;
   if (!read_npy("grad_output.npy", &gout) || !read_npy("grad_h_n.npy", &gh) || !read_npy("grad_c_n.npy", &gc))
     fail("RuntimeError", "vjp needs grad_output, grad_h_n and grad_c_n");
-  if (gout.n != S || gh.n != N * H || gc.n != N * H) fail("RuntimeError", "upstream gradients of the wrong size");
-  double *dh = alloc(N * H * sizeof(double)), *dc = alloc(N * H * sizeof(double)), *dz = alloc(G * sizeof(double));
-  double *dx = alloc(L * N * I * sizeof(double)), *dw[4];
-  for (int k = 0; k < 4; k++) dw[k] = alloc(G * (k < 2 ? cols[k] : 1) * sizeof(double));
-  memcpy(dh, gh.d, N * H * sizeof(double)), memcpy(dc, gc.d, N * H * sizeof(double));
-  for (long t = L - 1; t >= 0; t--) {
-    for (long b = 0; b < N; b++) {
-      double *dhb = dh + b * H, *dcb = dc + b * H;
-      const double *xt = x.d + (bf ? b * L + t : t * N + b) * I;
-      const double *hprev = t ? gate[5] + ((t - 1) * N + b) * H : hinit + b * H;
-      const double *cprev = t ? gate[4] + ((t - 1) * N + b) * H : cinit + b * H;
-      for (long j = 0; j < H; j++) {
-        long row = (t * N + b) * H + j;
-        double i = gate[0][row], fg = gate[1][row], g = gate[2][row], o = gate[3][row];
-        double dht = dhb[j] + gout.d[(bf ? b * L + t : t * N + b) * H + j], tc = tanh(gate[4][row]);
-        double dct = dcb[j] + dht * o * (1 - tc * tc);
-        dz[GI * H + j] = dct * g * i * (1 - i);
-        dz[GF * H + j] = dct * cprev[j] * fg * (1 - fg);
-        dz[GG * H + j] = dct * i * (1 - g * g);
-        dz[GO * H + j] = dht * tc * o * (1 - o);
-        dcb[j] = dct * fg;
-      }
-      double *dxt = dx + (bf ? b * L + t : t * N + b) * I;
-      for (long k = 0; k < H; k++) dhb[k] = 0;
-      for (long r = 0; r < G; r++) {
-        for (long k = 0; k < I; k++) dw[0][r * I + k] += dz[r] * xt[k], dxt[k] += w[0].d[r * I + k] * dz[r];
-        for (long k = 0; k < H; k++) dw[1][r * H + k] += dz[r] * hprev[k], dhb[k] += w[1].d[r * H + k] * dz[r];
-        dw[2][r] += dz[r], dw[3][r] += dz[r];
+  if (gout.n != rows * DH || gh.n != S * N * H || gc.n != S * N * H) fail("RuntimeError", "upstream gradients of the wrong size");
+  double *dy = alloc(rows * DH * sizeof(double)), *dz = alloc(G * sizeof(double)), *dx = NULL;
+  for (long t = 0; t < T; t++)
+    for (long b = 0; b < N; b++)
+      memcpy(dy + (t * N + b) * DH, gout.d + (bf ? b * T + t : t * N + b) * DH, DH * sizeof(double));
+  double *dh = alloc(S * N * H * sizeof(double)), *dc = alloc(S * N * H * sizeof(double)), **dw = alloc(np * sizeof(double *));
+  memcpy(dh, gh.d, S * N * H * sizeof(double)), memcpy(dc, gc.d, S * N * H * sizeof(double));
+  for (int p = 0; p < np; p++) dw[p] = alloc(G * (pcols(p / per / dirs, p % per) ? pcols(p / per / dirs, p % per) : 1) * sizeof(double));
+  for (int k = layers - 1; k >= 0; k--) {
+    const double *in = k ? out[k - 1] : x0;
+    long F = k ? DH : I;
+    dx = alloc(rows * F * sizeof(double));
+    for (int d = 0; d < dirs; d++) {
+      int sd = k * dirs + d;
+      const Arr *wk = w + sd * per;
+      double **gk = gate + sd * 6, **dwk = dw + sd * per;
+      for (long s = T - 1; s >= 0; s--) {
+        long t = d ? T - 1 - s : s, tp = d ? t + 1 : t - 1; /* tp: the step before, in processing order */
+        for (long b = 0; b < N; b++) {
+          double *dhb = dh + (sd * N + b) * H, *dcb = dc + (sd * N + b) * H;
+          const double *xt = in + (t * N + b) * F;
+          const double *hprev = s ? gk[5] + (tp * N + b) * H : hinit + (sd * N + b) * H;
+          const double *cprev = s ? gk[4] + (tp * N + b) * H : cinit + (sd * N + b) * H;
+          for (long j = 0; j < H; j++) {
+            long row = (t * N + b) * H + j;
+            double i = gk[0][row], fg = gk[1][row], g = gk[2][row], o = gk[3][row], tc = tanh(gk[4][row]);
+            double dht = dhb[j] + dy[(t * N + b) * DH + d * H + j], dct = dcb[j] + dht * o * (1 - tc * tc);
+            dz[GI * H + j] = dct * g * i * (1 - i);
+            dz[GF * H + j] = dct * cprev[j] * fg * (1 - fg);
+            dz[GG * H + j] = dct * i * (1 - g * g);
+            dz[GO * H + j] = dht * tc * o * (1 - o);
+            dcb[j] = dct * fg;
+          }
+          double *dxt = dx + (t * N + b) * F;
+          for (long q = 0; q < H; q++) dhb[q] = 0;
+          for (long r = 0; r < G; r++) {
+            for (long q = 0; q < F; q++) dwk[0][r * F + q] += dz[r] * xt[q], dxt[q] += wk[0].d[r * F + q] * dz[r];
+            for (long q = 0; q < H; q++) dwk[1][r * H + q] += dz[r] * hprev[q], dhb[q] += wk[1].d[r * H + q] * dz[r];
+            if (bias) dwk[2][r] += dz[r], dwk[3][r] += dz[r];
+          }
+        }
       }
     }
+    dy = dx;
   }
-  write_npy("grad_input.npy", x.nd, x.shape, dx);
+  double *gx = alloc(rows * I * sizeof(double));
+  for (long t = 0; t < T; t++)
+    for (long b = 0; b < N; b++) memcpy(gx + (bf ? b * T + t : t * N + b) * I, dx + (t * N + b) * I, I * sizeof(double));
+  write_npy("grad_input.npy", x.nd, x.shape, gx);
   write_npy("grad_h0.npy", x.nd, sshape, dh);
   write_npy("grad_c0.npy", x.nd, sshape, dc);
-  for (int k = 0; k < np; k++) {
-    snprintf(file, sizeof file, "grad_%s.npy", names[k]);
-    write_npy(file, w[k].nd, w[k].shape, dw[k]);
+  for (int p = 0; p < np; p++) {
+    snprintf(file, sizeof file, "grad_%s.npy", pname(p / per / dirs, p / per % dirs, p % per));
+    write_npy(file, w[p].nd, w[p].shape, dw[p]);
   }
 }
 
