@@ -281,7 +281,7 @@ class _Server:
         self.pending = b""
 
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        return not _has_exited(self.proc)
 
     def close(self) -> int | None:
         with contextlib.suppress(OSError):
@@ -334,9 +334,21 @@ class _Server:
             )
 
 
+def _has_exited(proc: subprocess.Popen[bytes]) -> bool:
+    """Whether ``proc`` has exited, without reaping it: until it is reaped its pid, which is its
+    process group's id, cannot be reused, so killing the group cannot hit another one."""
+    if proc.returncode is not None:
+        return True
+    try:
+        return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except (AttributeError, ChildProcessError):
+        return proc.poll() is not None
+
+
 def _exited(proc: subprocess.Popen[bytes], timeout: float) -> bool:
-    """Wait for ``proc`` up to ``timeout`` s: on a pidfd where there is one (``Popen.wait`` with
-    a timeout polls, sleeping up to 50 ms at a time: more than a whole request)."""
+    """Wait up to ``timeout`` s for ``proc`` to exit (not reaping it, see _has_exited): on a
+    pidfd where there is one (``Popen.wait`` with a timeout polls, sleeping up to 50 ms at a
+    time: more than a whole request)."""
     try:
         fd = os.pidfd_open(proc.pid)
     except (AttributeError, OSError):
@@ -346,12 +358,9 @@ def _exited(proc: subprocess.Popen[bytes], timeout: float) -> bool:
             return False
         return True
     try:
-        if not select.select([fd], [], [], timeout)[0]:
-            return False
+        return bool(select.select([fd], [], [], timeout)[0])
     finally:
         os.close(fd)
-    proc.wait()
-    return True
 
 
 def _empty(directory: Path) -> None:
