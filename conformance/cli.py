@@ -355,7 +355,7 @@ def run(args: argparse.Namespace, argv: list[str], expectations: list[Expectatio
     ):
         print(f"no case matches --case {args.case!r}", file=sys.stderr)
         return 2
-    shard = f"; shard {args.shard} of them runs here" if args.shard else ""
+    shard = f"; shard {args.shard} of them here" if args.shard else ""
     print(
         f"lstm-conformance: {args.impl} ({selected} cases selected{'' if args.case else ' by default'}{shard})",
         flush=True,
