@@ -2,6 +2,9 @@
 
 lstm-conformance [--impl MODULE:ATTR|torch] [--full] [--case PATTERN]
                  [--oracle both|fixtures|torch] [--report PATH.json]
+                 [--expect FILE [--strict-expect]] [--shard K/N]
+lstm-conformance baseline --report R.json > FILE   (expect.py)
+lstm-conformance merge R1.json ... [--markdown M.md] [--report OUT.json]   (shards.py)
 lstm-conformance regen [--check]
 lstm-conformance export DIR [--fixtures DIR]
 lstm-conformance matrix [--impls NAME,...]   (docs/compatibility.md)
@@ -16,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import expect, provenance, report, runner
+from . import expect, provenance, report, runner, shards
 from .expect import Expectation
 from .fixtures import FIXTURES_DIR
 from .impls import DEFAULT_IMPL, Impl, load_impl
@@ -25,7 +28,6 @@ from .progress import Progress
 from .provenance import implementation_version
 from .regen import main_regen
 from .rows import suite_checks
-from .shards import parse_shard
 from .workers import default_jobs
 
 
@@ -106,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--shard",
         metavar="K/N",
-        type=parse_shard,
+        type=shards.parse_shard,
         help="run the K-th of N parts of the selection, split evenly by expected cost "
         "('lstm-conformance merge' joins the parts' --report files)",
     )
@@ -203,9 +205,7 @@ def _jobs(
     jobs = runner.jobs_for(impl, oracles, full=args.full, pattern=args.case)
     if not args.shard:
         return jobs, {}
-    from .shards import select
-
-    part = select(jobs, impl, args.shard)
+    part = shards.select(jobs, impl, args.shard)
     return part.jobs, part.meta
 
 
@@ -419,6 +419,10 @@ def summary_counts(results: list[runner.Result]) -> tuple[dict[str, int], int, i
     return n, n_cases, n_error_cases
 
 
+def _plural(count: int, what: str) -> str:
+    return f"{count} {what}{'s' * (count != 1)}"
+
+
 def judge_and_report(
     results: list[runner.Result],
     run: dict[str, Any],
@@ -458,8 +462,8 @@ def judge_and_report(
         print("\n(stale expectations are judged when the shards are merged: lstm-conformance merge)")
     n, n_cases, n_error_cases = summary_counts(results)
     verdict = "INTERRUPTED (partial results)" if interrupted else report.verdict(results, impl)
-    notes = [f"{n[expect.EXPECTED]} expected failures"] if n.get(expect.EXPECTED) else []
-    notes += [f"{len(gone)} stale expectations"] if gone else []
+    notes = [_plural(n[expect.EXPECTED], "expected failure")] if n.get(expect.EXPECTED) else []
+    notes += [_plural(len(gone), "stale expectation")] if gone else []
     if strict and gone and not failures and not interrupted:
         verdict = "FAIL"
     if notes:

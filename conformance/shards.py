@@ -157,6 +157,11 @@ SAME_PROVENANCE = ("torch_live", "torch_fixtures", "numpy", "python", "impl_modu
 def check_shards(reports: list[tuple[Path, dict[str, Any]]]) -> int:
     """The shard count, if ``reports`` are every shard of one run exactly once; else MergeError."""
     for path, r in reports:
+        if "shard" not in r and any(a.startswith("--shard") for a in r.get("argv", [])):  # no split made
+            failure = next((x["message"] for x in r.get("results", []) if x["status"] == "fail"), "")
+            raise MergeError(
+                f"{path}: the shard did not run: {failure.splitlines()[0] if failure else 'no results'}"
+            )
         if "shard" not in r:
             raise MergeError(f"{path}: not a shard's report (run with --shard K/N)")
         if r.get("interrupted"):

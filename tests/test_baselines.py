@@ -73,7 +73,7 @@ def test_a_new_failure_still_fails(baseline: Path, tmp_path: Path) -> None:
     proc = _run("--impl", WRONG, "--case", CASES, "--expect", str(one))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "FAIL error_types [errors:input-size-mismatch-unbatched]" in proc.stdout
-    assert proc.stdout.rstrip().endswith("-> FAIL (1 expected failures)")
+    assert proc.stdout.rstrip().endswith("-> FAIL (1 expected failure)")
 
 
 def test_a_fixed_bug_makes_its_entry_stale(baseline: Path) -> None:
@@ -199,6 +199,13 @@ def test_merge_refuses_what_is_not_every_shard_of_one_run(sharded: Path, capsys:
         (sharded / "other.json").write_text(json.dumps(other))
         code, err = _merge(capsys, s1, s2, s3, sharded / "other.json")
         assert code == 2 and err.endswith(f"different {key}"), err
+    crashed = {
+        "argv": ["--shard", "4/4"],
+        "results": [{"status": "fail", "message": "ImportError: no mypkg"}],
+    }
+    (sharded / "other.json").write_text(json.dumps(crashed))  # the implementation did not import
+    code, err = _merge(capsys, s1, s2, s3, sharded / "other.json")
+    assert code == 2 and err.endswith("other.json: the shard did not run: ImportError: no mypkg")
     other = json.loads(Path(s4).read_text())
     other["shard"]["selection"] = "0" * 64  # e.g. run with another --case, or without torch
     (sharded / "other.json").write_text(json.dumps(other))
