@@ -192,9 +192,16 @@ def _toml_string(text: str) -> str:
 
 
 def results_of(report: Mapping[str, Any]) -> list[Result]:
-    """A ``--report`` JSON's results as Result objects."""
+    """A ``--report`` JSON's results as Result objects (non-finite numbers are stored as text)."""
     fields = set(Result.__dataclass_fields__)
-    return [Result(**{k: v for k, v in r.items() if k in fields}) for r in report["results"]]
+
+    def value(key: str, v: Any) -> Any:
+        return tuple(v) if key == "features" else float(v) if isinstance(v, str) and key in NUMBERS else v
+
+    return [Result(**{k: value(k, v) for k, v in r.items() if k in fields}) for r in report["results"]]
+
+
+NUMBERS = ("max_abs", "ratio", "max_abs_vs_torch32", "default_ratio")
 
 
 def recorded(report: Mapping[str, Any]) -> list[Expectation]:

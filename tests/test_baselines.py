@@ -213,6 +213,50 @@ def test_merge_refuses_what_is_not_every_shard_of_one_run(sharded: Path, capsys:
     assert code == 2 and err.endswith("different selections")
 
 
+def test_stale_entries_are_judged_when_the_shards_are_merged(baseline: Path, tmp_path: Path) -> None:
+    """A shard cannot call an entry stale (its failure may be in another shard); merge can."""
+    known = [
+        *expect.load(baseline),
+        expect.Expectation("fixed since", "errors:input-size-mismatch", "errors"),
+    ]
+    path = tmp_path / "known.toml"
+    path.write_text(expect.format_toml(known, "two failures and one stale entry"))
+    reports = []
+    for k in (1, 2):
+        reports.append(str(tmp_path / f"s{k}.json"))
+        proc = _run("--impl", WRONG, "--case", CASES, "--expect", str(path), "--strict-expect", "--shard", f"{k}/2",
+                    "--report", reports[-1])  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "STALE" not in proc.stdout and "judged when the shards are merged" in proc.stdout
+    proc = run_cli("merge", *reports, "--report", str(tmp_path / "merged.json"))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "STALE expectation (case 'errors:input-size-mismatch', check 'errors'): fixed since" in proc.stdout
+    assert proc.stdout.rstrip().endswith("-> FAIL (2 expected failures, 1 stale expectation)")
+    assert json.loads((tmp_path / "merged.json").read_text())["stale"] == [known[-1].to_json()]
+
+
+def test_the_matrix_findings_are_expectations(tmp_path: Path) -> None:
+    from conformance import matrix
+
+    (tmp_path / "docs" / "repro").mkdir(parents=True)
+    (tmp_path / "docs" / "repro" / "k.py").write_text("")
+    page = (
+        "### keras: computes float64 in float32\n\nRows: `float64`, `stepwise`\nReproduction: [r](repro/k.py)\n"
+        "### keras: shaped the adapter\n\nRows: none (`proj_size` is declared)\nReproduction: [r](repro/k.py)\n"
+    )
+    (finding,) = matrix.findings(page, tmp_path)
+    assert finding == expect.Expectation(
+        "computes float64 in float32", rows=("float64", "stepwise"), impl="keras", finding="docs/repro/k.py"
+    )
+    failing = matrix.Column("keras", cells={"float64": {"status": "FAIL", "detail": "forward [L1-x]: off"}})
+    assert matrix.unexplained_failures([failing], page, tmp_path) == []
+    fixed = matrix.Column("keras", cells={"float64": {"status": "pass", "detail": ""}})
+    assert matrix.stale_findings([fixed], page, tmp_path) == [
+        "keras: computes float64 in float32 (its rows pass now)"
+    ]
+    assert matrix.stale_findings([failing], page, tmp_path) == []
+
+
 def test_a_result_about_a_whole_suite_check_is_kept_once() -> None:
     skipped = Result("errors", "errors:*", "torch", ("errors",), "skip", message="torch is not importable")
     reports = [
