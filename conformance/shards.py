@@ -157,6 +157,8 @@ SAME_PROVENANCE = ("torch_live", "torch_fixtures", "numpy", "python", "impl_modu
 def check_shards(reports: list[tuple[Path, dict[str, Any]]]) -> int:
     """The shard count, if ``reports`` are every shard of one run exactly once; else MergeError."""
     for path, r in reports:
+        if not isinstance(r, dict) or not {"impl", "results", "provenance"} <= set(r):
+            raise MergeError(f"{path}: not a lstm-conformance --report file")
         if "shard" not in r and any(a.startswith("--shard") for a in r.get("argv", [])):  # no split made
             failure = next((x["message"] for x in r.get("results", []) if x["status"] == "fail"), "")
             raise MergeError(
