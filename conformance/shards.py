@@ -26,7 +26,7 @@ from .impls import Impl
 from .rows import suite_checks
 from .runner import Job
 
-SUITE_ITEM_COST = 0.02  # an error case: construct and call a small model (a small case is ~1)
+SUITE_ITEM_COST = 0.05  # an error case: construct and call a small model (a small case is ~1.5)
 DROPOUT_STATISTICS_COST = 2.0  # five calls of a 2-layer, 40-step model
 
 
@@ -51,11 +51,14 @@ def parse_shard(text: str) -> Shard:
 
 
 def case_cost(case: Case) -> float:
-    """Expected cost of a case, relative to a small default case (~1): a fixed part (building
-    models, the oracle's side), plus the recurrence, step by step, in every layer and direction."""
-    steps = case.steps * case.num_layers * case.num_directions
+    """Expected cost of a case, relative to a small one-layer case (~1.5): a fixed part (the
+    oracle's side, building models), a part per layer and direction (the checks call the model
+    several times) growing with the steps and the sizes; a case where torch raises (complex with
+    dropout in training) is one check of the exception.  Fitted to lstm_ref's times on --full."""
+    if case.dtype.startswith("complex") and case.mode == "train" and case.num_layers > 1 and case.p > 0:
+        return 0.2
     work = case.batch_size * case.hidden_size * (case.input_size + case.h_out + case.hidden_size)
-    return 1.0 + steps / 200 * (1 + work / 20_000)
+    return 1.0 + case.num_layers * case.num_directions * (0.4 + case.steps / 100) * (1 + work / 20_000)
 
 
 @dataclass(frozen=True)
