@@ -74,7 +74,7 @@ def table(results: list[Result], impl: Impl) -> list[TableRow]:
             row.notes.insert(0, f"{row.expected} expected failure{'s' * (row.expected > 1)} (--expect)")
         if row.feature in impl.unsupported:
             row.notes.insert(0, f"(declared: {impl.unsupported[row.feature]})")
-        elif not (row.passed or row.failed or row.skipped):
+        elif not (row.passed or row.failed or row.skipped or row.expected):
             row.notes.append("no check ran (needs live torch, or filtered out by --case)")
         if row.default_ratio is not None:
             row.notes.insert(0, declared_tolerance_note(row.default_ratio))

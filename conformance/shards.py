@@ -13,6 +13,7 @@ its own units; ``merge`` refuses missing or duplicated shards, and shards of dif
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import hashlib
 import json
 import sys
@@ -86,15 +87,9 @@ def units(jobs: list[Job], impl: Impl) -> list[Unit]:
             continue
         cost = DROPOUT_STATISTICS_COST if task.suite == "dropout_statistics" else SUITE_ITEM_COST
         for item in checks[task.suite].items(ctx):
-            if task.pattern is None or _fnmatch(item.id, task.pattern):
+            if not task.pattern or fnmatch.fnmatchcase(item.id, task.pattern):  # as runner does
                 out.append(Unit(f"{task.id}/{item.id}", cost, n, item.id))
     return out
-
-
-def _fnmatch(name: str, pattern: str) -> bool:
-    import fnmatch
-
-    return fnmatch.fnmatchcase(name, pattern)
 
 
 def split(all_units: list[Unit], count: int) -> list[list[Unit]]:

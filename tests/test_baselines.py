@@ -62,7 +62,7 @@ def test_a_known_failure_is_expected_and_the_run_passes(baseline: Path, tmp_path
     assert ", 0 failed, 0 skipped, 2 expected in " in proc.stdout
     row = _table(tmp_path / "r.json")["error_types"]
     assert (row["status"], row["failed"], row["expected"]) == ("expected", 0, 2)
-    assert row["notes"][0] == "2 expected failures (--expect)"
+    assert row["notes"] == ["2 expected failures (--expect)"]
     results = json.loads((tmp_path / "r.json").read_text())["results"]
     assert {r["case"] for r in results if r["status"] == "expected"} == FAILING
 
