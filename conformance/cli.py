@@ -2,6 +2,9 @@
 
 lstm-conformance [--impl MODULE:ATTR|torch] [--full] [--case PATTERN]
                  [--oracle both|fixtures|torch] [--report PATH.json]
+                 [--expect FILE [--strict-expect]] [--shard K/N]
+lstm-conformance baseline --report R.json > FILE   (expect.py)
+lstm-conformance merge R1.json ... [--markdown M.md] [--report OUT.json]   (shards.py)
 lstm-conformance regen [--check]
 lstm-conformance export DIR [--fixtures DIR]
 lstm-conformance matrix [--impls NAME,...]   (docs/compatibility.md)
@@ -12,11 +15,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import provenance, report, runner
+from . import expect, provenance, report, runner, shards
+from .expect import Expectation
 from .fixtures import FIXTURES_DIR
 from .impls import DEFAULT_IMPL, Impl, load_impl
 from .oracles import make_oracles
@@ -89,6 +93,25 @@ def _parser() -> argparse.ArgumentParser:
         "depends on what ran before; none: in this process, unprotected",
     )
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument(
+        "--expect",
+        metavar="FILE",
+        type=Path,
+        help="a baseline (TOML or JSON): the failures it lists, each with a reason, show as "
+        "'expected' and do not fail the run ('lstm-conformance baseline' writes one)",
+    )
+    p.add_argument(
+        "--strict-expect",
+        action="store_true",
+        help="with --expect: an entry that no longer fails fails the run",
+    )
+    p.add_argument(
+        "--shard",
+        metavar="K/N",
+        type=shards.parse_shard,
+        help="run the K-th of N parts of the selection, split evenly by expected cost "
+        "('lstm-conformance merge' joins the parts' --report files)",
+    )
     return p
 
 
@@ -133,7 +156,18 @@ def main(argv: list[str] | None = None) -> int:
         from .matrix import main_matrix
 
         return main_matrix(argv[1:])
+    if argv[:1] == ["baseline"]:  # a --expect file from a run's --report (expect.py)
+        from .expect import main_baseline
+
+        return main_baseline(argv[1:])
+    if argv[:1] == ["merge"]:  # the shards' reports as one (shards.py)
+        from .shards import main_merge
+
+        return main_merge(argv[1:])
     args = _parser().parse_args(argv)
+    expectations = _expectations(args)
+    if expectations is None:
+        return 2
     if args.list:
         from .torch_oracle import torch_available
 
@@ -142,10 +176,37 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{case.id:55} {' '.join(case.features())}")
         print(f"{len(cases)} cases")
         return 0
-    return run(args, argv)
+    return run(args, argv, expectations)
 
 
 DEFAULT_TIMEOUT_S = 600.0  # per job; a JAX port recompiling for every new model stays well inside
+
+
+def _expectations(args: argparse.Namespace) -> list[Expectation] | None:
+    """--expect's entries for this implementation ([] without it); None (after one line on
+    stderr) when the file cannot be used."""
+    if args.strict_expect and not args.expect:
+        print("--strict-expect needs --expect FILE", file=sys.stderr)
+        return None
+    if not args.expect:
+        return []
+    try:
+        return expect.for_impl(expect.load(args.expect), args.impl)
+    except expect.ExpectError as exc:
+        print(f"--expect {exc}", file=sys.stderr)
+        return None
+
+
+def _jobs(
+    impl: Impl, oracles: list[Any], args: argparse.Namespace
+) -> tuple[list[runner.Job], dict[str, Any]]:
+    """The run's jobs: the selection, or with --shard this shard's part of it (and what the
+    report records about the split)."""
+    jobs = runner.jobs_for(impl, oracles, full=args.full, pattern=args.case)
+    if not args.shard:
+        return jobs, {}
+    part = shards.select(jobs, impl, args.shard)
+    return part.jobs, part.meta
 
 
 def _rerun_extra(args: argparse.Namespace) -> str:
@@ -188,13 +249,14 @@ class Outcome:
     impl: Impl
     impl_version: str
     interrupted: bool = False
+    shard: dict[str, Any] = field(default_factory=dict)  # --shard: what the report records about the split
 
 
 def _in_process(args: argparse.Namespace, oracles: list[Any], progress_on: bool) -> Outcome:
     """--isolate none: the implementation runs in this process (no protection from crashes)."""
     impl = load_impl(args.impl)
     impl.rerun_extra = _rerun_extra(args)
-    jobs = runner.jobs_for(impl, oracles, full=args.full, pattern=args.case)
+    jobs, shard = _jobs(impl, oracles, args)
     progress = Progress(len(jobs), enabled=progress_on)
     results: list[runner.Result] = []
     try:
@@ -203,10 +265,10 @@ def _in_process(args: argparse.Namespace, oracles: list[Any], progress_on: bool)
             results += done
             progress.update(any(r.status == "fail" for r in done))
     except KeyboardInterrupt:
-        return Outcome(results, impl, "", interrupted=True)
+        return Outcome(results, impl, "", interrupted=True, shard=shard)
     finally:
         progress.close()
-    return Outcome(results, impl, implementation_version(args.impl, impl.factory))
+    return Outcome(results, impl, implementation_version(args.impl, impl.factory), shard=shard)
 
 
 def _in_workers(args: argparse.Namespace, oracles: list[Any], progress_on: bool) -> Outcome:
@@ -219,13 +281,13 @@ def _in_workers(args: argparse.Namespace, oracles: list[Any], progress_on: bool)
         failure = runner.Result("import", "import", "-", ("whole_sequence",), "fail", message=problem)
         return Outcome([failure], Impl(args.impl, _not_loaded, rerun_extra=extra), "unknown")
     impl = Impl(args.impl, _not_loaded, info.unsupported, None, info.tolerances, extra)
-    jobs = runner.jobs_for(impl, oracles, full=args.full, pattern=args.case)
+    jobs, shard = _jobs(impl, oracles, args)
     progress = Progress(len(jobs), enabled=progress_on)
     run = pool.run(jobs, lambda job: job.prepare(), lambda job, done: progress.update(_failed(done)))
     progress.close()
     if not run.interrupted and args.isolate == "shared":
         _recheck_alone(args, extra, jobs, run.results)
-    return Outcome(run.results, impl, info.version, run.interrupted)
+    return Outcome(run.results, impl, info.version, run.interrupted, shard)
 
 
 def _failed(results: list[runner.Result]) -> bool:
@@ -265,7 +327,7 @@ def _not_loaded(*args: Any, **kwargs: Any) -> Any:
     raise RuntimeError("the implementation runs in worker processes, not in the parent")
 
 
-def run(args: argparse.Namespace, argv: list[str]) -> int:
+def run(args: argparse.Namespace, argv: list[str], expectations: list[Expectation] | None = None) -> int:
     t0 = time.perf_counter()
     if args.impl == "torch":
         from .torch_oracle import torch_available
@@ -293,8 +355,9 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     ):
         print(f"no case matches --case {args.case!r}", file=sys.stderr)
         return 2
+    shard = f"; shard {args.shard} of them here" if args.shard else ""
     print(
-        f"lstm-conformance: {args.impl} ({selected} cases selected{'' if args.case else ' by default'})",
+        f"lstm-conformance: {args.impl} ({selected} cases selected{'' if args.case else ' by default'}{shard})",
         flush=True,
     )
     progress_on = not args.quiet
@@ -305,7 +368,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         print(line)
     for o in oracles:
         print(f"  oracle {o.name}: " + (f"skipped ({o.skip_reason})" if o.skip_reason else "on"))
-    return _report(args, argv, outcome, results, info, oracles, time.perf_counter() - t0)
+    return _report(args, argv, outcome, results, info, oracles, time.perf_counter() - t0, expectations or [])
 
 
 def _report(
@@ -316,43 +379,118 @@ def _report(
     info: dict[str, Any],
     oracles: list[Any],
     elapsed: float,
+    expectations: list[Expectation],
 ) -> int:
     """The table, the failures, the verdict; the Markdown and JSON reports, always."""
     impl = outcome.impl
+    meta: dict[str, Any] = {
+        "oracles": {o.name: o.skip_reason or "on" for o in oracles},
+        "provenance": info,
+        "argv": argv,
+        "tolerances": {dtype: [tol.rtol, tol.atol] for dtype, tol in impl.tolerances.items()},
+    }
+    if args.expect:
+        meta["expect"] = {"entries": [e.to_json() for e in expectations], "strict": args.strict_expect}
+        meta["expect_file"] = str(args.expect)
+    if outcome.shard:
+        meta["shard"] = outcome.shard
+    report_data = {"impl": impl.spec, "unsupported": impl.unsupported, **meta}
+    return judge_and_report(
+        results,
+        report_data,
+        meta,
+        elapsed,
+        args.markdown,
+        args.report,
+        args.max_failures,
+        outcome.interrupted,
+    )
+
+
+def summary_counts(results: list[runner.Result]) -> tuple[dict[str, int], int, int]:
+    """Results per status, cases, error cases."""
+    n = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "skip")}
+    expected = sum(r.status == expect.EXPECTED for r in results)
+    if expected:
+        n[expect.EXPECTED] = expected
+    suite = {check.name for check in suite_checks()}
+    n_cases = len({r.case for r in results if r.check not in suite and not r.case.startswith("errors:")})
+    n_error_cases = len({r.case for r in results if r.case.startswith("errors:")})
+    return n, n_cases, n_error_cases
+
+
+def _plural(count: int, what: str) -> str:
+    return f"{count} {what}{'s' * (count != 1)}"
+
+
+def judge_and_report(
+    results: list[runner.Result],
+    run: dict[str, Any],
+    meta: dict[str, Any],
+    elapsed: float,
+    markdown: Path | None,
+    report_path: Path | None,
+    max_failures: int,
+    interrupted: bool = False,
+) -> int:
+    """Judge ``results`` (of a run, or of merged shards) as ``run`` records them (its "impl",
+    "unsupported", "tolerances" and "expect"), print the table, the failures and the verdict, and
+    write the reports; the exit code."""
+    from .tolerances import declared_tolerances
+
+    tolerances = declared_tolerances({k: tuple(v) for k, v in run.get("tolerances", {}).items()})
+    impl = Impl(run["impl"], _not_loaded, run["unsupported"], None, tolerances)
+    expectations = expect.recorded(run)
+    strict = bool(run.get("expect", {}).get("strict"))
+    expect.apply(results, expectations)
+    sharded = "shard" in meta  # a shard cannot tell a stale entry: its failure may be in another shard
+    gone = [] if sharded or interrupted else expect.stale(results, expectations)
     rows = report.table(results, impl)
     print()
     print(report.format_table(rows))
     failures = list(report.iter_failures(results))
-    for r in failures[: args.max_failures]:
+    for r in failures[:max_failures]:
         print(f"\nFAIL {r.check} [{r.case}] vs {r.oracle}\n    {r.message}\n  rerun: {r.rerun}")
-    if len(failures) > args.max_failures:
-        print(f"\n... and {len(failures) - args.max_failures} more failures (see --report)")
-    n = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "skip")}
-    suite = {check.name for check in suite_checks()}
-    n_cases = len({r.case for r in results if r.check not in suite and not r.case.startswith("errors:")})
-    n_error_cases = len({r.case for r in results if r.case.startswith("errors:")})
-    verdict = "INTERRUPTED (partial results)" if outcome.interrupted else report.verdict(results, impl)
+    if len(failures) > max_failures:
+        print(f"\n... and {len(failures) - max_failures} more failures (see --report)")
+    for e in gone:
+        print(
+            f"\nSTALE expectation ({e.describe()}): {e.reason}\n    its checks pass now: remove the entry "
+            "(it would hide the failure's return)"
+        )
+    if sharded and expectations:
+        print("\n(stale expectations are judged when the shards are merged: lstm-conformance merge)")
+    n, n_cases, n_error_cases = summary_counts(results)
+    verdict = "INTERRUPTED (partial results)" if interrupted else report.verdict(results, impl)
+    notes = [_plural(n[expect.EXPECTED], "expected failure")] if n.get(expect.EXPECTED) else []
+    notes += [_plural(len(gone), "stale expectation")] if gone else []
+    if strict and gone and not failures and not interrupted:
+        verdict = "FAIL"
+    if notes:
+        verdict += f" ({', '.join(notes)})"
+    expected = f", {n[expect.EXPECTED]} expected" if expect.EXPECTED in n else ""
     summary = (
         f"{len(results)} checks over {n_cases} cases and {n_error_cases} error cases: {n['pass']} passed, {n['fail']} failed, "
-        f"{n['skip']} skipped in {elapsed:.1f} s -> {verdict}"
+        f"{n['skip']} skipped{expected} in {elapsed:.1f} s -> {verdict}"
     )
     print("\n" + summary)
-    if args.markdown:
-        args.markdown.write_text(report.format_markdown(rows, impl, summary, info))
-    if args.report:
+    if markdown:
+        markdown.write_text(report.format_markdown(rows, impl, summary, meta["provenance"]))
+    passed = not failures and not interrupted and not (strict and gone)
+    if report_path:
         meta = {
-            "passed": not failures and not outcome.interrupted,
-            "interrupted": outcome.interrupted,
+            "passed": passed,
+            "interrupted": interrupted,
             "counts": n,
             "elapsed_s": round(elapsed, 3),
-            "oracles": {o.name: o.skip_reason or "on" for o in oracles},
-            "provenance": info,
-            "argv": argv,
+            **meta,
         }
-        report.report_json(args.report, impl, rows, results, meta)
-    if outcome.interrupted:
+        if gone:
+            meta["stale"] = [e.to_json() for e in gone]
+        report.report_json(report_path, impl, rows, results, meta)
+    if interrupted:
         return 130
-    return 1 if failures else 0
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":

@@ -63,9 +63,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR",
         help="fixtures directory (default: $LSTM_CONFORMANCE_FIXTURES, else the packaged fixtures)",
     )
+    group.addoption(
+        "--lstm-expect",
+        dest="lstm_expect",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="a baseline (TOML or JSON, as lstm-conformance --expect): the failures it lists are xfail",
+    )
+
+
+_EXPECTATIONS: list[Any] = []  # --lstm-expect's entries (conformance.expect.Expectation)
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    path = config.getoption("lstm_expect", None)
+    if path is not None:
+        from .expect import ExpectError, load
+
+        try:
+            _EXPECTATIONS[:] = load(path)
+        except ExpectError as exc:
+            raise pytest.UsageError(f"--lstm-expect {exc}") from None
     config.addinivalue_line(
         "markers",
         f"{MARKER}(impl=None, full=None, oracle=None, fixtures=None): one test per conformance "
@@ -120,12 +139,18 @@ def check_job(job: runner.Job) -> None:
     """Run one job: fail with every failing check (and how to rerun it); skip, with the reasons,
     when every check was skipped."""
     results = job.run()
+    if _EXPECTATIONS:
+        from .expect import EXPECTED, apply, for_impl
+
+        apply(results, for_impl(_EXPECTATIONS, job.spec))
     failures = [r for r in results if r.status == "fail"]
     if failures:
         pytest.fail(
             "\n\n".join(f"{r.check} vs {r.oracle}: {r.message}\n  rerun: {r.rerun}" for r in failures),
             pytrace=False,
         )
+    if _EXPECTATIONS and any(r.status == EXPECTED for r in results):
+        pytest.xfail("; ".join(sorted({r.message.splitlines()[0] for r in results if r.status == EXPECTED})))
     if results and all(r.status == "skip" for r in results):
         pytest.skip("; ".join(sorted({r.message for r in results})))
 
