@@ -33,7 +33,7 @@ def run_report(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[
 CRASHES = [
     ("SegfaultOnComplex", "the worker process was killed by SIGSEGV"),
     (
-        "ExitZeroOnComplex",
+        "OsExitZeroOnComplex",
         "the worker process exited with code 0 (sys.exit or os._exit inside the implementation?)",
     ),
     ("OsExitOnComplex", "the worker process exited with code 3"),
