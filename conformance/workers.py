@@ -140,7 +140,7 @@ def describe_exit(code: int | None) -> str:
             return f"was killed by {signal.Signals(-code).name}"
         except ValueError:
             return f"was killed by signal {-code}"
-    hint = " (sys.exit or os._exit inside the implementation?)" if code in (0, 1, 2, 3) else ""
+    hint = " (os._exit inside the implementation?)" if code in (0, 1, 2, 3) else ""
     return f"exited with code {code}{hint}"
 
 
