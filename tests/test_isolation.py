@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.suite_helpers import ROOT, run_cli
-from tests.test_robustness import ctrl_c_on
+from tests.suite_helpers import ROOT, ctrl_c_on, run_cli
 
 MODULE = "tests.misbehaving_impls"
 SOME_CASES = "L1-*"  # real and complex cases, quick

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from conformance import cli, progress, remote
-from tests.suite_helpers import ROOT, needs_torch, run_cli
+from tests.suite_helpers import ROOT, ctrl_c_on, needs_torch, run_cli
 
 MODULE = "tests.misbehaving_impls"
 
@@ -193,12 +193,6 @@ def test_usage_error_from_the_shell(tmp_path: Path) -> None:
 
 
 # -- Ctrl-C in every phase: one line, exit 130, the partial report ----------------------------------
-
-
-def ctrl_c_on() -> None:
-    """In the child: SIGINT raises KeyboardInterrupt, also where this test runs with SIGINT
-    ignored (a background job), which Python would otherwise pass on."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _interrupt(cmd: list[str], marker: Path, env: dict[str, str]) -> tuple[int, str, str]:
