@@ -143,19 +143,64 @@ class Ref:
         self.handle = handle
 
 
-def resolve(value: Any, objects: Objects) -> Any:
-    """Arguments from the parent with every :class:`Ref` replaced by its object."""
+class SentArray:
+    """An array argument as the worker must see it: its values, its memory layout (C order,
+    Fortran order, or strided) and whether it is writeable (the ``edge_layout`` row)."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.data = np.ascontiguousarray(array)
+        self.writeable = bool(array.flags.writeable)
+        self.strides: tuple[int, ...] | None = None
+        self.order = "C" if array.flags.c_contiguous else "F" if array.flags.f_contiguous else "strided"
+        if self.order == "strided" and all(s >= 0 for s in array.strides):
+            self.strides = tuple(array.strides)
+
+    def rebuild(self) -> np.ndarray:
+        data = self.data
+        if self.order == "F":
+            data = np.asfortranarray(data)
+        elif self.strides is not None and data.size:
+            span = sum((n - 1) * s for n, s in zip(data.shape, self.strides, strict=True)) + data.itemsize
+            strided = np.ndarray(data.shape, data.dtype, np.zeros(span, np.uint8), 0, self.strides)
+            strided[...] = data
+            data = strided
+        data.flags.writeable = self.writeable
+        return data
+
+
+def _rebuilt(value: Any, items: list[Any]) -> Any:
+    if hasattr(value, "_fields"):  # a named tuple (PackedSequence): its fields, as they are
+        return type(value)._make(items)
+    return type(value)(items)
+
+
+def resolve(value: Any, objects: Objects, arrays: list[np.ndarray]) -> Any:
+    """Arguments from the parent with every :class:`Ref` replaced by its object and every
+    :class:`SentArray` by its array (also listed in ``arrays``, in order)."""
     if isinstance(value, Ref):
         return objects.by_handle[value.handle]
-    if type(value) in (tuple, list):
-        return type(value)(resolve(v, objects) for v in value)
+    if isinstance(value, SentArray):
+        arrays.append(value.rebuild())
+        return arrays[-1]
+    if isinstance(value, (tuple, list)):
+        return _rebuilt(value, [resolve(v, objects, arrays) for v in value])
     if type(value) is dict:
-        return {k: resolve(v, objects) for k, v in value.items()}
+        return {k: resolve(v, objects, arrays) for k, v in value.items()}
     return value
 
 
+def _changed(arrays: list[np.ndarray], before: list[np.ndarray], objects: Objects) -> list[Any]:
+    """The argument arrays the call wrote into, by position, as plain data."""
+    changed = []
+    for index, (now, then) in enumerate(zip(arrays, before, strict=True)):
+        if now.shape != then.shape or not np.array_equal(now, then, equal_nan=now.dtype.kind in "fc"):
+            changed.append((index, encode(now, objects)))
+    return changed
+
+
 def answer(request: tuple[Any, ...], objects: Objects, trace: Callable[[Any, str], Any]) -> Any:
-    """Run one request in the worker; the reply (plain data)."""
+    """Run one request in the worker; the reply (plain data), with the argument arrays the
+    call modified in place (the parent's copies get the same change)."""
     op, handle = request[0], request[1]
     try:
         target = objects.by_handle[handle]
@@ -164,10 +209,13 @@ def answer(request: tuple[Any, ...], objects: Objects, trace: Callable[[Any, str
                 value = getattr(target, request[2])
             except AttributeError:
                 value = trace(target, request[2])  # lstm_ref's own trace, where asked for it
-            return ("ok", encode(value, objects))
-        args, kwargs = resolve(request[2], objects), resolve(request[3], objects)
-        return ("ok", encode(target(*args, **kwargs), objects))
-    except BaseException as exc:
+            return ("ok", encode(value, objects), [])
+        arrays: list[np.ndarray] = []
+        args, kwargs = resolve(request[2], objects, arrays), resolve(request[3], objects, arrays)
+        before = [a.copy() for a in arrays]
+        result = encode(target(*args, **kwargs), objects)
+        return ("ok", result, _changed(arrays, before, objects))
+    except BaseException as exc:  # whatever it raised is the implementation's answer
         return raised(exc)
 
 
@@ -219,7 +267,9 @@ class Remote:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if not self._callable:
             raise TypeError(f"{self.type_name!r} object is not callable")
-        return self._link.request(("call", self._handle, _refs(args), _refs(kwargs)))
+        sent: list[np.ndarray] = []
+        message = ("call", self._handle, _refs(args, sent), _refs(kwargs, sent))
+        return self._link.request(message, sent)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") or name in Remote.__slots__:
@@ -235,13 +285,18 @@ class Remote:
         return f"<{self.type_name} in the worker>"
 
 
-def _refs(value: Any) -> Any:
+def _refs(value: Any, sent: list[np.ndarray]) -> Any:
+    """Arguments as sent: a Remote as its handle, an array as a :class:`SentArray` (also listed
+    in ``sent``, in order, to receive what the call writes into it)."""
     if isinstance(value, Remote):
         return Ref(value._handle)
-    if type(value) in (tuple, list):
-        return type(value)(_refs(v) for v in value)
+    if isinstance(value, np.ndarray):
+        sent.append(value)
+        return SentArray(value)
+    if isinstance(value, (tuple, list)):
+        return _rebuilt(value, [_refs(v, sent) for v in value])
     if type(value) is dict:
-        return {k: _refs(v) for k, v in value.items()}
+        return {k: _refs(v, sent) for k, v in value.items()}
     return value
 
 
@@ -280,9 +335,16 @@ def decode(value: Any, link: Any) -> Any:
     raise ProtocolError(f"the worker sent an unknown value tagged {tag!r}")
 
 
-def reply_value(reply: Any, link: Any) -> Any:
-    """The value of a reply, or the implementation's exception raised here."""
-    if type(reply) is tuple and len(reply) == 2 and reply[0] == "ok":
+def reply_value(reply: Any, link: Any, sent: list[np.ndarray] | None = None) -> Any:
+    """The value of a reply, or the implementation's exception raised here. The arrays the call
+    wrote into (``sent``, the request's) get what it wrote, as they would in one process."""
+    if type(reply) is tuple and len(reply) == 3 and reply[0] == "ok" and type(reply[2]) is list:
+        for index, encoded in reply[2]:
+            if not (sent and type(index) is int and 0 <= index < len(sent)):
+                raise ProtocolError("the worker reported a change to an argument it was not sent")
+            written, target = decode(encoded, link), sent[index]
+            if isinstance(written, np.ndarray) and written.shape == target.shape and target.flags.writeable:
+                np.copyto(target, written, casting="unsafe")
         return decode(reply[1], link)
     if (
         type(reply) is tuple

@@ -122,7 +122,7 @@ def _worker_main(conn: Any, spec: str) -> None:
             return
         if request[0] == "release":  # the job is over: its models may go
             objects.release()
-            reply: Any = ("ok", None)
+            reply: Any = ("ok", None, [])
         else:
             reply = answer(request, objects, _lstm_ref_trace)
         try:
@@ -197,8 +197,9 @@ class Worker:
         except Exception as exc:
             raise ProtocolError(f"the worker sent something that is not plain data ({exc})") from None
 
-    def request(self, message: tuple[Any, ...]) -> Any:
-        """Send a request and wait for its answer (the implementation's exception raised here)."""
+    def request(self, message: tuple[Any, ...], sent: list[Any] | None = None) -> Any:
+        """Send a request and wait for its answer (the implementation's exception raised here);
+        ``sent``: its argument arrays, which get what the call wrote into them."""
         if self.lost:
             raise WorkerLost(self.lost)
         try:
@@ -206,7 +207,7 @@ class Worker:
         except (OSError, ValueError):
             raise WorkerLost(self.lost or self._exited()) from None
         self._wait(None)
-        return reply_value(self._receive(), self)
+        return reply_value(self._receive(), self, sent)
 
     def handshake(self, timeout: float) -> tuple[ImplInfo | None, str]:
         """(info, "") once the implementation imported, or (None, what went wrong)."""

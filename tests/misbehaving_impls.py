@@ -145,3 +145,17 @@ class FailsThenHangsAlone(lstm_ref.LSTM):
         if isinstance(out, lstm_ref.PackedSequence):
             return out, (h, c)
         return out + 1e-3, (h, c)
+
+
+class TouchesItsInput(lstm_ref.LSTM):
+    """float64: writes into its input array after the call; float32: takes only C-contiguous,
+    writeable input. Both must show through the worker, as in one process."""
+
+    def __call__(self, input: Any, hx: Any = None, *, dropout_masks: Any = None) -> Any:
+        contiguous = isinstance(input, np.ndarray) and input.flags.c_contiguous and input.flags.writeable
+        if np.dtype(self.dtype) == np.float32 and not contiguous:
+            raise ValueError("only C-contiguous, writeable input here")
+        result = super().__call__(input, hx, dropout_masks=dropout_masks)
+        if isinstance(input, np.ndarray) and np.dtype(self.dtype) == np.float64:
+            input[...] = 0
+        return result

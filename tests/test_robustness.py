@@ -114,7 +114,7 @@ PYTEST_CASES = "L1-uni-p3-batched-nohx-c64-eval or L1-uni-batched-nohx-f32-eval"
 
 def _pytest(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--rootdir", str(tmp_path)]
-    cmd += ["--lstm-oracle", "fixtures", "-k", PYTEST_CASES, *args]
+    cmd += ["--lstm-oracle", "fixtures", "-k", f"{PYTEST_CASES} or test_zz", *args]
     return subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
 
 
@@ -123,13 +123,15 @@ def test_under_pytest_os_exit_0_fails_the_case(tmp_path: Path) -> None:
     (tmp_path / "test_mine.py").write_text(
         "from conformance.pytest_plugin import conformance_suite\n"
         f"test_mine = conformance_suite('{MODULE}:OsExitZeroOnComplex', oracle='fixtures')\n"
+        "def test_zz_never_imported_here():  # runs last: the implementation stayed in the workers\n"
+        f"    import sys; assert '{MODULE}' not in sys.modules\n"
     )
     proc = _pytest(
         tmp_path, "--pyargs", "conformance", "test_mine.py", "--lstm-impl", f"{MODULE}:OsExitZeroOnComplex"
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out[-3000:]
-    assert "2 failed, 2 passed" in out, out[-3000:]
+    assert "2 failed, 3 passed" in out, out[-3000:]
     for test in ("test_conformance", "test_mine"):
         assert f"{test}[L1-uni-p3-batched-nohx-c64-eval]" in out, out[-3000:]
     assert "exited with code 0 (os._exit inside the implementation?)" in out
@@ -348,3 +350,18 @@ def test_only_plain_data_crosses_from_a_worker() -> None:
         remote.loads(pickle.dumps(np.zeros(3)))
     with pytest.raises(remote.ProtocolError):
         remote.decode(("a", "|O8", (1,), b"\0" * 8), None)
+
+
+def test_an_input_written_in_place_or_its_layout_still_show_through_the_worker(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    proc = run_cli(
+        "--impl", f"{MODULE}:TouchesItsInput", "--case", "L1-uni-batched-nohx-f*", "--oracle", "fixtures",
+        "--report", str(report), "--isolate", "case",
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stdout[-2000:]
+    results = json.loads(report.read_text())["results"]
+    failed = {(r["case"][-8:-5], r["check"]): r["message"] for r in results if r["status"] == "fail"}
+    assert failed[("f64", "forward")] == "the call modified its input array in place", failed
+    layout = failed[("f32", "input_layout")]
+    assert layout.startswith("strided input: raised ValueError: only C-contiguous"), layout
+    assert ("f32", "forward") not in failed
