@@ -149,8 +149,12 @@ def main(argv: list[str] | None = None) -> int:
         return _list(args)
     try:
         return run(args, argv)
-    except KeyboardInterrupt:  # a phase with nothing to report yet (the report phases handle their own)
-        print("lstm-conformance: interrupted (Ctrl-C)", file=sys.stderr)
+    except KeyboardInterrupt:  # before the implementation was started: a report of nothing
+        print("lstm-conformance: interrupted (Ctrl-C) before anything ran", file=sys.stderr)
+        if args.report:
+            impl = Impl(args.impl, _not_loaded)
+            meta = {"passed": False, "interrupted": True, "counts": {}, "argv": argv}
+            _write(args.report, lambda path: report.report_json(path, impl, report.table([], impl), [], meta))
         return 130
 
 
