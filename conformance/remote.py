@@ -156,10 +156,8 @@ class SentArray:
             self.strides = tuple(array.strides)
 
     def rebuild(self) -> np.ndarray:
-        data = self.data
-        if self.order == "F":
-            data = np.asfortranarray(data)
-        elif self.strides is not None and data.size:
+        data = np.array(self.data, order="F" if self.order == "F" else "C")  # its own, writeable memory
+        if self.strides is not None and data.size:
             span = sum((n - 1) * s for n, s in zip(data.shape, self.strides, strict=True)) + data.itemsize
             strided = np.ndarray(data.shape, data.dtype, np.zeros(span, np.uint8), 0, self.strides)
             strided[...] = data
