@@ -24,6 +24,7 @@ REGISTRY: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ),
     "keras": ("conformance.adapters.keras:KerasLSTM", "keras", ("keras", "jax")),
     "flax": ("conformance.adapters.flax:FlaxLSTM", "jax", ("jax", "flax")),
+    "haiku": ("conformance.adapters.haiku:HaikuLSTM", "haiku", ("jax", "haiku")),
 }
 ADAPTERS: dict[str, str] = {name: entry[0] for name, entry in REGISTRY.items()}
 
@@ -58,13 +59,8 @@ def require(adapter: str, *modules: str) -> None:
 
 
 def versions(*distributions: str) -> str:
-    """``"torch 2.13.0+cpu, onnxruntime 1.31.1"`` for the installed distributions named."""
-    import importlib.metadata
+    """``"torch 2.13.0+cpu, onnxruntime 1.31.1"`` for the installed distributions named
+    (conformance.toolkit.library_versions, the public name)."""
+    from ..toolkit import library_versions
 
-    found = []
-    for dist in distributions:
-        try:
-            found.append(f"{dist} {importlib.metadata.version(dist)}")
-        except importlib.metadata.PackageNotFoundError:
-            found.append(f"{dist} absent")
-    return ", ".join(found)
+    return library_versions(*distributions)
