@@ -153,7 +153,8 @@ class Form:
 
     def padded(self, value: Any) -> tuple[np.ndarray, np.ndarray | None]:
         """An input-like (or output-like) array, or packed data of this call's packing, as
-        time-major padded ``(L, N, F)`` and the lengths (None unless packed)."""
+        time-major padded ``(L, N, F)`` and the lengths (None unless packed). An array of
+        another rank is passed on as it is, for the library to judge."""
         if self.like is not None:
             data = value.data if isinstance(value, lstm_ref.PackedSequence) else value
             fields = (np.asarray(data), *self.like[1:])
@@ -223,7 +224,7 @@ def reverse_within_lengths(x: Any, lengths: np.ndarray | None) -> Any:
     stays at the end): the reverse direction for a library that only runs forward in time.
     Applied twice it is the identity. Without lengths, the whole time axis is reversed."""
     if lengths is None:
-        return _namespace(x).flip(x, axis=0)
+        return x[np.arange(x.shape[0] - 1, -1, -1)]  # a copy (NumPy's flip is a negative-stride view)
     lengths = np.asarray(lengths)
     return x[_time_index(lengths, x.shape[0]), np.arange(lengths.size)[None, :]]
 
@@ -369,7 +370,8 @@ class LayerByLayerLSTM(StackedLSTM):
                 k = layer * self.directions + direction
                 seq = x if direction == 0 else reverse_within_lengths(x, lengths)
                 weights = layer_weights(state, layer, direction)
-                out, (h, c) = self.run_direction(layer, direction, weights, seq, (h0[k], c0[k]), lengths)
+                initial = (h0[k], None if c0 is None else c0[k])  # a missing c0 reaches the library
+                out, (h, c) = self.run_direction(layer, direction, weights, seq, initial, lengths)
                 outs.append(out if direction == 0 else reverse_within_lengths(out, lengths))
                 hs.append(h)
                 cs.append(c)
@@ -386,7 +388,7 @@ class LayerByLayerLSTM(StackedLSTM):
         form = Form(input, self.batch_first)
         x, lengths = form.padded(input)
         if hx is None:
-            h0, c0 = self.zero_state(x.shape[1])
+            h0, c0 = self.zero_state(x.shape[1] if x.ndim > 1 else 1)  # 1-D input: the library's to refuse
         else:
             h0, c0 = (form.state(v) for v in split_hx(hx, self.directions * self.num_layers))
         noise = form.noise(dropout_masks, float(self.p), self.dtype)
