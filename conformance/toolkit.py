@@ -181,7 +181,9 @@ class Form:
     def state(self, value: Any) -> Any:
         """A stacked state of torch's form for this input (no batch axis when unbatched) as
         ``(D*layers, N, H)``; None stays None."""
-        return None if value is None else (np.asarray(value)[:, None] if self.unbatched else np.asarray(value))
+        return (
+            None if value is None else (np.asarray(value)[:, None] if self.unbatched else np.asarray(value))
+        )
 
     def state_back(self, value: Any) -> Any:
         """The inverse of :meth:`state`."""
@@ -271,7 +273,11 @@ class StackedLSTM:
         check_stacking(num_layers, batch_first)
         self.dtype = np.dtype(dtype)
         self.config = dict(
-            input_size=input_size, hidden_size=hidden_size, num_layers=num_layers, bias=bias, proj_size=proj_size
+            input_size=input_size,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            bias=bias,
+            proj_size=proj_size,
         )
         self.batch_first, self.bidirectional = batch_first, bool(bidirectional)
         self.num_layers, self.p, self.training = num_layers, dropout, True
@@ -339,7 +345,13 @@ class LayerByLayerLSTM(StackedLSTM):
         pass
 
     def run_direction(
-        self, layer: int, direction: int, weights: dict[str, Any], x: Any, state: tuple[Any, Any], lengths: Any
+        self,
+        layer: int,
+        direction: int,
+        weights: dict[str, Any],
+        x: Any,
+        state: tuple[Any, Any],
+        lengths: Any,
     ) -> tuple[Any, tuple[Any, Any]]:
         """The library's LSTM over ``x`` ``(L, N, F)``, time-major and forward in time, from
         ``state`` ``(h0, c0)`` (``(N, H_out)``, ``(N, H)``), with ``weights`` in torch's layout
@@ -393,4 +405,7 @@ class LayerByLayerLSTM(StackedLSTM):
             h0, c0 = (form.state(v) for v in split_hx(hx, self.directions * self.num_layers))
         noise = form.noise(dropout_masks, float(self.p), self.dtype)
         out, h_n, c_n = self.forward_padded(self._state, x, h0, c0, lengths, noise)
-        return form.output(np.asarray(out)), (form.state_back(np.asarray(h_n)), form.state_back(np.asarray(c_n)))
+        return form.output(np.asarray(out)), (
+            form.state_back(np.asarray(h_n)),
+            form.state_back(np.asarray(c_n)),
+        )

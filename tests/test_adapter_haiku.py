@@ -20,7 +20,9 @@ pytest.importorskip("haiku")
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     path = tmp_path_factory.mktemp("haiku") / "report.json"
-    run_cli("--impl", "haiku", "--oracle", "fixtures", "--case", "dropout-*", "--jobs", "1", "--report", str(path))
+    run_cli(
+        "--impl", "haiku", "--oracle", "fixtures", "--case", "dropout-*", "--jobs", "1", "--report", str(path)
+    )
     result: dict[str, Any] = json.loads(Path(path).read_text())
     return result
 

@@ -42,25 +42,26 @@ ORDER = "igfo"  # hk.LSTM: `i, g, f, o = jnp.split(gated, 4, axis=-1)`
 
 @functools.cache
 def _unroll(hidden: int, all_states: bool) -> Any:
-    """``hk.dynamic_unroll(hk.LSTM(hidden))``, transformed and jitted: ``apply(params, x, h0,
-    c0)`` -> (outputs, final state, or every step's state with ``all_states``)."""
+    """``hk.dynamic_unroll(hk.LSTM(hidden))``, transformed: ``apply(params, x, h0, c0)`` ->
+    (outputs, final state, or every step's state with ``all_states``)."""
 
     def unroll(x: Any, h0: Any, c0: Any) -> Any:
         core = hk.LSTM(hidden, name="lstm")
-        return hk.dynamic_unroll(core, x, hk.LSTMState(h0, c0), return_all_states=all_states)
+        return hk.dynamic_unroll(core, x, hk.LSTMState(h0, c0), return_all_states=all_states)  # type: ignore[no-untyped-call]
 
     return hk.without_apply_rng(hk.transform(unroll))
 
 
 @functools.cache
 def _apply_unroll(hidden: int, all_states: bool) -> Any:
+    """``_unroll``'s apply under jax.jit, as a Haiku user runs it."""
     return jax.jit(_unroll(hidden, all_states).apply)
 
 
 @functools.cache
 def _step(hidden: int) -> Any:
     """One ``hk.LSTM`` step, transformed and jitted: ``apply(params, x, h, c)`` -> ``(h, LSTMState)``."""
-    step = hk.transform(lambda x, h, c: hk.LSTM(hidden, name="lstm")(x, hk.LSTMState(h, c)))
+    step: Any = hk.transform(lambda x, h, c: hk.LSTM(hidden, name="lstm")(x, hk.LSTMState(h, c)))
     return jax.jit(hk.without_apply_rng(step).apply)
 
 
@@ -79,7 +80,9 @@ def to_haiku(weights: dict[str, Any], hidden: int, dtype: Any) -> dict[str, dict
     return {"lstm/linear": {"w": to_library_gates(w, ORDER).T, "b": to_library_gates(b, ORDER)}}
 
 
-def from_haiku(params: dict[str, dict[str, Any]], features: int, bias: bool, dtype: Any) -> dict[str, np.ndarray]:
+def from_haiku(
+    params: dict[str, dict[str, Any]], features: int, bias: bool, dtype: Any
+) -> dict[str, np.ndarray]:
     """hk.LSTM's parameters in torch's names (its bias, with the fixed 1, in bias_ih)."""
     w = from_library_gates(np.asarray(params["lstm/linear"]["w"]).T, ORDER).astype(dtype)
     weights = {"weight_ih": w[:, :features], "weight_hh": w[:, features:]}
@@ -122,7 +125,13 @@ class HaikuLSTM(LayerByLayerLSTM):
         return state
 
     def run_direction(
-        self, layer: int, direction: int, weights: dict[str, Any], x: Any, state: tuple[Any, Any], lengths: Any
+        self,
+        layer: int,
+        direction: int,
+        weights: dict[str, Any],
+        x: Any,
+        state: tuple[Any, Any],
+        lengths: Any,
     ) -> tuple[Any, tuple[Any, Any]]:
         hidden = int(self.config["hidden_size"])
         params = to_haiku(weights, hidden, self.dtype)

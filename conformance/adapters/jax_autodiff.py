@@ -8,11 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import jax  # the adapters that import this module have required it
 import numpy as np
 
 from ..toolkit import Form, split_hx
-
-import jax  # noqa: E402  (the adapters that import this module have required jax)
 
 
 def needs_masks(training: bool, p: float, num_layers: int, dropout_masks: Sequence[Any] | None) -> None:

@@ -14,7 +14,6 @@ that ran no compiled backward graph raises ``NotCompiledError``.
 
 from __future__ import annotations
 
-import functools
 import os
 from typing import Any, ClassVar
 
@@ -82,14 +81,16 @@ class CountingInductor:
         """Inductor's compile_fx_inner; a backward graph's compiled code counts its calls."""
         from torch._inductor.compile_fx import compile_fx_inner
 
-        code = compile_fx_inner(gm, example_inputs, **kwargs)
+        code: Any = compile_fx_inner(gm, example_inputs, **kwargs)
         if kwargs.get("is_backward"):
             code.__class__ = _counting(type(code))
             code.conformance_counter = self
         return code
 
 
-@functools.cache
+_COUNTING: dict[type, type] = {}
+
+
 def _counting(output_code: type) -> type:
     """A subclass of Inductor's compiled-graph class whose calls count (AOT Autograd keeps the
     object it was given, so the class is swapped rather than the object wrapped)."""
@@ -98,7 +99,11 @@ def _counting(output_code: type) -> type:
         self.conformance_counter.backward_calls += 1
         return output_code.__call__(self, *args, **kwargs)
 
-    return type(f"Counting{output_code.__name__}", (output_code,), {"__call__": __call__})
+    if output_code not in _COUNTING:
+        _COUNTING[output_code] = type(
+            f"Counting{output_code.__name__}", (output_code,), {"__call__": __call__}
+        )
+    return _COUNTING[output_code]
 
 
 class TorchCompileLSTM(TorchLSTM):
