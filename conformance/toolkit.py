@@ -297,15 +297,16 @@ class StackedLSTM:
         """Write ``self._state`` into the library's layers."""
         raise NotImplementedError
 
-    def layer_features(self, layer: int) -> int:
-        """What layer ``layer`` reads: the input, or both directions of the layer below."""
-        return int(self.config["input_size"] if layer == 0 else self.directions * self.h_out)
+    def layer_features(self, layer: int) -> Any:
+        """What layer ``layer`` reads: the input, or both directions of the layer below (as
+        given: a bad ``input_size`` reaches the library unconverted)."""
+        return self.config["input_size"] if layer == 0 else self.directions * self.h_out
 
     def zero_state(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
         """torch's default ``(h0, c0)`` for a padded batch: zeros, stacked."""
         stack = self.directions * self.num_layers
         h = np.zeros((stack, batch, self.h_out), self.dtype)
-        return h, np.zeros((stack, batch, int(self.config["hidden_size"])), self.dtype)
+        return h, np.zeros((stack, batch, self.config["hidden_size"]), self.dtype)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {name: value.copy() for name, value in self._state.items()}

@@ -41,13 +41,15 @@ ORDER = "igfo"  # hk.LSTM: `i, g, f, o = jnp.split(gated, 4, axis=-1)`
 
 
 @functools.cache
-def _unroll(hidden: int, all_states: bool) -> Any:
+def _unroll(hidden: Any, all_states: bool) -> Any:
     """``hk.dynamic_unroll(hk.LSTM(hidden))``, transformed: ``apply(params, x, h0, c0)`` ->
-    (outputs, final state, or every step's state with ``all_states``)."""
+    (outputs, final state, or every step's state with ``all_states``); ``h0`` None starts from
+    Haiku's own initial state (the batch of ``x``)."""
 
     def unroll(x: Any, h0: Any, c0: Any) -> Any:
         core = hk.LSTM(hidden, name="lstm")
-        return hk.dynamic_unroll(core, x, hk.LSTMState(h0, c0), return_all_states=all_states)  # type: ignore[no-untyped-call]
+        state = core.initial_state(x.shape[1]) if h0 is None else hk.LSTMState(h0, c0)
+        return hk.dynamic_unroll(core, x, state, return_all_states=all_states)  # type: ignore[no-untyped-call]
 
     return hk.without_apply_rng(hk.transform(unroll))
 
@@ -112,14 +114,15 @@ class HaikuLSTM(LayerByLayerLSTM):
 
     def _initial_state_dict(self) -> dict[str, np.ndarray]:
         """Haiku's own initial weights (hk.Linear's truncated normal, zero bias), torch-named."""
-        hidden, real = int(self.config["hidden_size"]), _real(self.dtype)
+        hidden = self.config["hidden_size"]
         state: dict[str, np.ndarray] = {}
         for layer in range(self.num_layers):
             features = self.layer_features(layer)
-            x, h = np.zeros((1, 1, features), real), np.zeros((1, hidden), real)
+            # hk.LSTM has no input size: Haiku reads it off the first input
+            x = np.zeros((1, 1, features), _real(self.dtype))
             for direction in range(self.directions):
                 self.key, key = jax.random.split(self.key)
-                params = _unroll(hidden, False).init(key, x, h, h)
+                params = _unroll(hidden, False).init(key, x, None, None)
                 weights = from_haiku(params, features, bool(self.config["bias"]), self.dtype)
                 state.update({n + param_suffix(layer, direction): v for n, v in weights.items()})
         return state
@@ -133,7 +136,7 @@ class HaikuLSTM(LayerByLayerLSTM):
         state: tuple[Any, Any],
         lengths: Any,
     ) -> tuple[Any, tuple[Any, Any]]:
-        hidden = int(self.config["hidden_size"])
+        hidden = self.config["hidden_size"]
         params = to_haiku(weights, hidden, self.dtype)
         out, final = _apply_unroll(hidden, lengths is not None)(params, x, *state)
         if lengths is None:
