@@ -11,10 +11,15 @@ import numpy as np
 import torch
 
 x = np.ones((5, 2, 4), np.float32)
-print("torch.nn.functional.dropout(x, p=1.0):", float(torch.nn.functional.dropout(torch.from_numpy(x), 1.0).abs().max()))
+print(
+    "torch.nn.functional.dropout(x, p=1.0):",
+    float(torch.nn.functional.dropout(torch.from_numpy(x), 1.0).abs().max()),
+)
 m = torch.nn.LSTM(3, 4, num_layers=2, dropout=1.0).train()
-print("torch.nn.LSTM(3, 4, num_layers=2, dropout=1.0) in training mode runs:", tuple(m(torch.zeros(5, 2, 3))[0].shape))
-print("hk.dropout(rate=0.999):", float(np.abs(hk.dropout(jax.random.PRNGKey(0), 0.999, x)).max()) >= 0)
+print(
+    "torch.nn.LSTM(3, 4, num_layers=2, dropout=1.0) in training mode runs:",
+    tuple(m(torch.zeros(5, 2, 3))[0].shape),
+)
 try:
     hk.dropout(jax.random.PRNGKey(0), 1.0, x)
 except ValueError as exc:
