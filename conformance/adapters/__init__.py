@@ -3,7 +3,8 @@
 calls its library; the recurrence is always the library's (docs/plugin.md, docs/compatibility.md).
 
 An adapter class may carry ``conformance_version``: the versions of the libraries that did the
-work (e.g. ``"torch 2.13.0+cpu, onnxruntime 1.31.1"``), shown in the provenance and the matrix.
+work (e.g. ``"torch 2.13.0+cpu, onnxruntime 1.31.1"``, made by ``versions``, the toolkit's
+``library_versions``), shown in the provenance and the matrix.
 """
 
 from __future__ import annotations
