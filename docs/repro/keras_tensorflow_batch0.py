@@ -18,7 +18,12 @@ import torch
 
 F, H, L = 3, 5, 4
 x = np.zeros((0, L, F), np.float32)  # batch-major: 0 sequences of 4 steps
-print("torch", torch.__version__, "output", tuple(torch.nn.LSTM(F, H, batch_first=True)(torch.from_numpy(x))[0].shape))
+print(
+    "torch",
+    torch.__version__,
+    "output",
+    tuple(torch.nn.LSTM(F, H, batch_first=True)(torch.from_numpy(x))[0].shape),
+)
 layer = keras.layers.LSTM(H, return_sequences=True)
 print("keras", keras.__version__, "backend", keras.backend.backend())
 try:

@@ -24,11 +24,13 @@ x, state, zero = tf.zeros((L, 0, F)), tf.zeros((0, H)), tf.zeros(H)
 ref = torch.nn.LSTM(F, H)
 out, _ = ref(torch.zeros(L, 0, F))
 torch_dw = torch.autograd.grad(out, ref.weight_ih_l0, torch.zeros(L, 0, H))[0]
-print("torch", torch.__version__, "output", tuple(out.shape), f"max |d weight_ih| = {torch_dw.abs().max():.1e}")
+print(
+    "torch", torch.__version__, "output", tuple(out.shape), f"max |d weight_ih| = {torch_dw.abs().max():.1e}"
+)
 
 print("tensorflow", tf.__version__)
 worst = 0.0
-for attempt in range(3):
+for _ in range(3):
     with tf.GradientTape() as tape:
         tape.watch([w, b])
         h = tf.raw_ops.BlockLSTM(
@@ -37,5 +39,7 @@ for attempt in range(3):
         )[6]  # fmt: skip
     dw, db = tape.gradient(h, [w, b], output_gradients=tf.zeros_like(h))
     worst = max(worst, float(np.abs(dw.numpy()).max()))
-    print(f"BlockLSTM output {tuple(h.shape)}: max |d w| = {np.abs(dw.numpy()).max():.3e}, max |d b| = {np.abs(db.numpy()).max():.1e}")
+    print(
+        f"BlockLSTM output {tuple(h.shape)}: max |d w| = {np.abs(dw.numpy()).max():.3e}, max |d b| = {np.abs(db.numpy()).max():.1e}"
+    )
 sys.exit(1 if worst != 0 else 0)

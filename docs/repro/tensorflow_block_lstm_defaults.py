@@ -37,13 +37,20 @@ def icfo(a):
 
 w = tf.constant(icfo(np.concatenate([w_ih, w_hh], axis=1)).T)
 zero, state = tf.zeros(H), tf.zeros((N, H))
-print("tensorflow", tf.__version__, "torch", torch.__version__, f"torch's final max |c| = {c_n.abs().max():.2f}")
+print(
+    "tensorflow", tf.__version__, "torch", torch.__version__, f"torch's final max |c| = {c_n.abs().max():.2f}"
+)
 errors = {}
-for label, attrs in (("defaults", {}), ("forget_bias=0, cell_clip=-1", dict(forget_bias=0.0, cell_clip=-1.0))):
+for label, attrs in (
+    ("defaults", {}),
+    ("forget_bias=0, cell_clip=-1", dict(forget_bias=0.0, cell_clip=-1.0)),
+):
     _, cs, _, _, _, _, h = tf.raw_ops.BlockLSTM(
         seq_len_max=tf.constant(L, tf.int64), x=tf.constant(x), cs_prev=state, h_prev=state, w=w,
         wci=zero, wcf=zero, wco=zero, b=tf.constant(icfo(b)), **attrs,
     )  # fmt: skip
     errors[label] = np.abs(h.numpy() - out.numpy()).max()
-    print(f"{label}: final max |c| = {np.abs(cs.numpy()[-1]).max():.2f}, max |output - torch| = {errors[label]:.1e}")
+    print(
+        f"{label}: final max |c| = {np.abs(cs.numpy()[-1]).max():.2f}, max |output - torch| = {errors[label]:.1e}"
+    )
 sys.exit(1 if errors["defaults"] > 1e-5 else 0)

@@ -58,7 +58,9 @@ for name, order, extra in (
     forward = np.abs(h.numpy() - out.detach().numpy()).max()
     worst[name] = np.abs(dx - torch_dx.numpy()).max()
     grad_fn = ops._gradient_registry.lookup(name).__name__
-    print(f"{name}: gradient function {grad_fn}; max |output - torch| = {forward:.1e}, max |d input - torch| = {worst[name]:.1e}")
+    print(
+        f"{name}: gradient function {grad_fn}; max |output - torch| = {forward:.1e}, max |d input - torch| = {worst[name]:.1e}"
+    )
 # V2's own gradient op, which TensorFlow has but does not register, called by hand
 w = tf.constant(reorder(np.concatenate([w_ih, w_hh], axis=1), "ifgo").T)
 args = dict(

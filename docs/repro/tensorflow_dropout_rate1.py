@@ -16,7 +16,12 @@ import tensorflow as tf
 import torch
 
 x = np.ones((2, 3), np.float32)
-print("torch", torch.__version__, "dropout(p=1):", torch.nn.functional.dropout(torch.from_numpy(x), p=1.0).numpy().ravel())
+print(
+    "torch",
+    torch.__version__,
+    "dropout(p=1):",
+    torch.nn.functional.dropout(torch.from_numpy(x), p=1.0).numpy().ravel(),
+)
 print("tensorflow", tf.__version__)
 try:
     print("tf.nn.dropout(rate=1):", tf.nn.dropout(x, rate=1.0).numpy().ravel())
