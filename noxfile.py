@@ -14,6 +14,8 @@ ADAPTER_EXTRAS = {
     "flax": "jax",
     "haiku": "haiku",
     "tensorflow": "tensorflow",
+    "openvino": "openvino",
+    "paddle": "paddle",
 }
 
 

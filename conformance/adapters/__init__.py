@@ -28,6 +28,8 @@ REGISTRY: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "flax": ("conformance.adapters.flax:FlaxLSTM", "jax", ("jax", "flax")),
     "haiku": ("conformance.adapters.haiku:HaikuLSTM", "haiku", ("jax", "haiku")),
     "tensorflow": ("conformance.adapters.tensorflow:TensorFlowLSTM", "tensorflow", ("tensorflow",)),
+    "openvino": ("conformance.adapters.openvino:OpenVinoLSTM", "openvino", ("torch", "openvino")),
+    "paddle": ("conformance.adapters.paddle:PaddleLSTM", "paddle", ("paddle",)),
 }
 ADAPTERS: dict[str, str] = {name: entry[0] for name, entry in REGISTRY.items()}
 
