@@ -69,6 +69,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR",
         help="fixtures directory (default: $LSTM_CONFORMANCE_FIXTURES, else the packaged fixtures)",
     )
+    group.addoption(
+        "--lstm-expect",
+        dest="lstm_expect",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="a baseline (TOML or JSON, as lstm-conformance --expect): the failures it lists are xfail",
+    )
 
     group.addoption(
         "--lstm-timeout",
@@ -80,6 +88,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+_EXPECTATIONS: list[Any] = []  # --lstm-expect's entries (conformance.expect.Expectation)
 DEFAULT_TIMEOUT_S = 600.0  # == conformance.cli.DEFAULT_TIMEOUT_S
 _timeout = DEFAULT_TIMEOUT_S
 _pools: dict[str, tuple[Any, str]] = {}  # spec -> (its Pool, or None and why it cannot import)
@@ -91,6 +100,14 @@ def pytest_configure(config: pytest.Config) -> None:
     if not (isinstance(timeout, float) and math.isfinite(timeout) and timeout > 0):
         raise pytest.UsageError(f"--lstm-timeout must be a positive number of seconds, got {timeout}")
     _timeout = timeout
+    path = config.getoption("lstm_expect", None)
+    if path is not None:
+        from .expect import ExpectError, load
+
+        try:
+            _EXPECTATIONS[:] = load(path)
+        except ExpectError as exc:
+            raise pytest.UsageError(f"--lstm-expect {exc}") from None
     config.addinivalue_line(
         "markers",
         f"{MARKER}(impl=None, full=None, oracle=None, fixtures=None): one test per conformance "
@@ -155,12 +172,18 @@ def check_job(job: runner.Job) -> None:
     """Run one job: fail with every failing check (and how to rerun it); skip, with the reasons,
     when every check was skipped."""
     results = run_job(job)
+    if _EXPECTATIONS:
+        from .expect import EXPECTED, apply, for_impl
+
+        apply(results, for_impl(_EXPECTATIONS, job.spec))
     failures = [r for r in results if r.status == "fail"]
     if failures:
         pytest.fail(
             "\n\n".join(f"{r.check} vs {r.oracle}: {r.message}\n  rerun: {r.rerun}" for r in failures),
             pytrace=False,
         )
+    if _EXPECTATIONS and any(r.status == EXPECTED for r in results):
+        pytest.xfail("; ".join(sorted({r.message.splitlines()[0] for r in results if r.status == EXPECTED})))
     if results and all(r.status == "skip" for r in results):
         pytest.skip("; ".join(sorted({r.message for r in results})))
 

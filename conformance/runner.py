@@ -49,6 +49,7 @@ class Task:
     oracle: str = ""  # the suite check's oracle ("self" for none)
     pattern: str | None = None  # --case, selecting a suite check's items
     resume_after: str = ""  # a suite check resumed after the item its last worker crashed in
+    items: frozenset[str] | None = None  # a suite check's items this task runs (a shard's); None: all
 
     @property
     def rows(self) -> tuple[str, ...]:
@@ -271,7 +272,9 @@ def _execute_suite(impl: Impl, task: Task, payload: Payload) -> Iterator[Result 
         if skipping:
             skipping = item.id != task.resume_after
             continue
-        if not task.pattern or fnmatch.fnmatchcase(item.id, task.pattern):
+        if (not task.pattern or fnmatch.fnmatchcase(item.id, task.pattern)) and (
+            task.items is None or item.id in task.items
+        ):
             yield suite_item_label(check.name, item.id)
             yield run_check(
                 impl, check.name, item.id, task.oracle, rows, item.run, (*check.needs, *item.needs)
