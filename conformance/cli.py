@@ -455,13 +455,13 @@ def _report(
         "provenance": info,
         "argv": argv,
         "tolerances": {dtype: [tol.rtol, tol.atol] for dtype, tol in impl.tolerances.items()},
+        "isolation": UNPROTECTED if args.isolate == "none" else args.isolate,
     }
     if args.expect:
         meta["expect"] = {"entries": [e.to_json() for e in expectations], "strict": args.strict_expect}
         meta["expect_file"] = str(args.expect)
     if outcome.shard:
         meta["shard"] = outcome.shard
-    meta["isolation"] = UNPROTECTED if args.isolate == "none" else args.isolate
     report_data = {"impl": impl.spec, "unsupported": impl.unsupported, **meta}
     return judge_and_report(
         results,

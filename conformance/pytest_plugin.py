@@ -77,7 +77,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="FILE",
         help="a baseline (TOML or JSON, as lstm-conformance --expect): the failures it lists are xfail",
     )
-
     group.addoption(
         "--lstm-timeout",
         dest="lstm_timeout",
