@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from conformance import cli, expect, shards
+from conformance.cli import UNPROTECTED
 from conformance.impls import Impl
 from conformance.oracles import make_oracles
 from conformance.runner import Result, jobs_for
@@ -25,6 +26,11 @@ FAILING = {"errors:input-size-mismatch", "errors:input-size-mismatch-unbatched"}
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     """The CLI on the fixtures, in-process mode (what differs here is judged after the run)."""
     return run_cli(*args, "--oracle", "fixtures", "--isolate", "none", "--quiet")
+
+
+def _verdict(stdout: str) -> str:
+    """The summary line, less the note every --isolate none run carries."""
+    return stdout.rstrip().removesuffix(f" ({UNPROTECTED})")
 
 
 def _table(report: Path) -> dict[str, dict[str, Any]]:
@@ -58,7 +64,7 @@ def test_a_known_failure_is_expected_and_the_run_passes(baseline: Path, tmp_path
         "--impl", WRONG, "--case", CASES, "--expect", str(baseline), "--report", str(tmp_path / "r.json")
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.rstrip().endswith("-> PASS (2 expected failures)")
+    assert _verdict(proc.stdout).endswith("-> PASS (2 expected failures)")
     assert ", 0 failed, 0 skipped, 2 expected in " in proc.stdout
     row = _table(tmp_path / "r.json")["error_types"]
     assert (row["status"], row["failed"], row["expected"]) == ("expected", 0, 2)
@@ -73,21 +79,21 @@ def test_a_new_failure_still_fails(baseline: Path, tmp_path: Path) -> None:
     proc = _run("--impl", WRONG, "--case", CASES, "--expect", str(one))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "FAIL error_types [errors:input-size-mismatch-unbatched]" in proc.stdout
-    assert proc.stdout.rstrip().endswith("-> FAIL (1 expected failure)")
+    assert _verdict(proc.stdout).endswith("-> FAIL (1 expected failure)")
 
 
 def test_a_fixed_bug_makes_its_entry_stale(baseline: Path) -> None:
     proc = _run("--impl", "lstm_ref", "--case", CASES, "--expect", str(baseline), "--strict-expect")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert proc.stdout.count("STALE expectation (case 'errors:input-size-mismatch") == 2
-    assert proc.stdout.rstrip().endswith("-> FAIL (2 stale expectations)")
+    assert _verdict(proc.stdout).endswith("-> FAIL (2 stale expectations)")
 
 
 def test_a_stale_entry_is_reported_without_failing_unless_strict(baseline: Path, capsys: Any) -> None:
     code = cli.main(["--case", CASES, "--expect", str(baseline), "--oracle", "fixtures", "--isolate", "none"])
     out = capsys.readouterr().out
     assert (
-        code == 0 and "STALE expectation" in out and out.rstrip().endswith("-> PASS (2 stale expectations)")
+        code == 0 and "STALE expectation" in out and _verdict(out).endswith("-> PASS (2 stale expectations)")
     )
 
 
@@ -229,7 +235,7 @@ def test_stale_entries_are_judged_when_the_shards_are_merged(baseline: Path, tmp
     proc = run_cli("merge", *reports, "--report", str(tmp_path / "merged.json"))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "STALE expectation (case 'errors:input-size-mismatch', check 'errors'): fixed since" in proc.stdout
-    assert proc.stdout.rstrip().endswith("-> FAIL (2 expected failures, 1 stale expectation)")
+    assert _verdict(proc.stdout).endswith("-> FAIL (2 expected failures, 1 stale expectation)")
     assert json.loads((tmp_path / "merged.json").read_text())["stale"] == [known[-1].to_json()]
 
 
