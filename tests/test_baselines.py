@@ -275,6 +275,11 @@ def test_a_bad_shard_is_a_usage_error(bad: str, capsys: Any) -> None:
     assert exit_.value.code == 2 and "--shard: expected K/N" in capsys.readouterr().err
 
 
+def test_list_takes_no_shard(capsys: Any) -> None:  # it would list the whole selection as the shard's
+    assert cli.main(["--list", "--shard", "1/2"]) == 2
+    assert "--list takes no --shard" in capsys.readouterr().err
+
+
 # -- the pytest plugin -------------------------------------------------------------------------------
 
 
