@@ -13,6 +13,7 @@ lstm-conformance matrix [--impls NAME,...]   (docs/compatibility.md)
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -141,7 +142,13 @@ def _regen(argv: list[str]) -> int:
     if reason:
         print(f"lstm-conformance regen needs torch: {reason}", file=sys.stderr)
         return 2
-    return main_regen(args.check, args.fixtures, exact=args.exact)
+    try:
+        return main_regen(args.check, args.fixtures, exact=args.exact)
+    except KeyboardInterrupt:  # atomic writes: every fixture is the old one or the new one
+        print(
+            "lstm-conformance regen: interrupted (Ctrl-C); the fixtures on disk are intact", file=sys.stderr
+        )
+        return 130
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return main_merge(argv[1:])
     args = _parser().parse_args(argv)
+    problem = usage_problem(args)
+    if problem:  # before anything runs: one line, exit 2
+        print(f"lstm-conformance: {problem}", file=sys.stderr)
+        return 2
     expectations = _expectations(args)
     if expectations is None:
         return 2
@@ -176,14 +187,58 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     if args.list:
-        from .torch_oracle import torch_available
+        return _list(args)
+    try:
+        return run(args, argv, expectations)
+    except KeyboardInterrupt:  # before the implementation was started: a report of nothing
+        print("lstm-conformance: interrupted (Ctrl-C) before anything ran", file=sys.stderr)
+        if args.report:
+            impl = Impl(args.impl, _not_loaded)
+            meta = {"passed": False, "interrupted": True, "counts": {}, "argv": argv}
+            _write(args.report, lambda path: report.report_json(path, impl, report.table([], impl), [], meta))
+        return 130
 
-        cases = runner.select_cases(args.full, args.case, torch_available() is None)
-        for case in cases:
-            print(f"{case.id:55} {' '.join(case.features())}")
-        print(f"{len(cases)} cases")
-        return 0
-    return run(args, argv, expectations)
+
+def usage_problem(args: argparse.Namespace) -> str | None:
+    """What makes the command line unusable, found before anything runs, or None."""
+    from .impls import spec_problem
+
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        return f"--timeout must be a positive number of seconds, got {args.timeout:g}"
+    if args.jobs < 0:
+        return f"--jobs must be 0 (one per core) or more, got {args.jobs}"
+    problem = spec_problem(args.impl)
+    if problem:
+        return problem
+    for option, path in (("--report", args.report), ("--markdown", args.markdown)):
+        problem = report.destination_problem(path) if path is not None else None
+        if problem:
+            return f"{option} {path}: {problem}"
+    return None
+
+
+def _list(args: argparse.Namespace) -> int:
+    """The cases and suite items a run with the same options would run, with their rows."""
+    oracles = make_oracles(args.oracle, args.fixtures)
+    with_torch = any(o.name == "torch" and not o.skip_reason for o in oracles)
+    cases = runner.select_cases(args.full, args.case, with_torch)
+    for case in cases:
+        print(f"{case.id:55} {' '.join(case.features())}")
+    items = runner.suite_items(args.case)
+    for item, rows in items.items():
+        print(f"{item:55} {' '.join(rows)}")
+    n_errors = sum(item.startswith("errors:") for item in items)
+    others = [item for item in items if not item.startswith("errors:")]
+    print(
+        f"{len(cases)} cases and {n_errors} error cases"
+        + (f", {', '.join(others)}" if others else "")
+        + (
+            " (error cases in float64; an implementation declaring float64 unsupported gets float32 copies)"
+            if n_errors
+            else ""
+        )
+    )
+    return 0
 
 
 DEFAULT_TIMEOUT_S = 600.0  # per job; a JAX port recompiling for every new model stays well inside
@@ -287,14 +342,16 @@ def _in_workers(args: argparse.Namespace, oracles: list[Any], progress_on: bool)
     if info is None:
         failure = runner.Result("import", "import", "-", ("whole_sequence",), "fail", message=problem)
         return Outcome([failure], Impl(args.impl, _not_loaded, rerun_extra=extra), "unknown")
-    impl = Impl(args.impl, _not_loaded, info.unsupported, None, info.tolerances, extra)
+    assert pool.impl is not None
+    impl = pool.impl
     jobs, shard = _jobs(impl, oracles, args)
     progress = Progress(len(jobs), enabled=progress_on)
     run = pool.run(jobs, lambda job: job.prepare(), lambda job, done: progress.update(_failed(done)))
     progress.close()
-    if not run.interrupted and args.isolate == "shared":
-        _recheck_alone(args, extra, jobs, run.results)
-    return Outcome(run.results, impl, info.version, run.interrupted, shard)
+    interrupted = run.interrupted
+    if not interrupted and args.isolate == "shared":
+        interrupted = _recheck_alone(args, extra, jobs, run.results)
+    return Outcome(run.results, impl, info.version, interrupted, shard)
 
 
 def _failed(results: list[runner.Result]) -> bool:
@@ -306,9 +363,10 @@ RECHECK_AT_MOST = 20  # failing jobs rerun alone to tell state leaks from real f
 
 def _recheck_alone(
     args: argparse.Namespace, extra: str, jobs: list[runner.Job], results: list[runner.Result]
-) -> None:
-    """A job that failed in a shared worker is rerun in a fresh one; if it passes there, its
-    failure depends on what ran before it in the same process: say so."""
+) -> bool:
+    """A job that failed in a shared worker is rerun in a fresh one; if that rerun completes and
+    passes, its failure depends on what ran before it in the same process: say so. True when
+    Ctrl-C stopped the reruns (only those that completed are used)."""
     from .workers import Pool
 
     # a job that hung is not rerun: that would only wait for the timeout again
@@ -316,18 +374,23 @@ def _recheck_alone(
     failing_ids = {r.case for r in results if r.status == "fail"} - hung
     failing = [j for j in jobs if j.id in failing_ids or f"{j.task.suite}:*" in failing_ids]
     if not failing or len(failing) > RECHECK_AT_MOST:
-        return
+        return False
     pool = Pool(args.impl, extra, args.jobs or default_jobs(), args.timeout, fresh=True)
-    if pool.start()[0] is None:
-        return
-    alone = pool.run(failing, lambda job: job.prepare(), lambda job, done: None)
-    passed_alone = {j.id for j in failing} - {r.case for r in alone.results if r.status == "fail"}
+    try:
+        if pool.start()[0] is None:
+            return False
+        alone = pool.run(failing, lambda job: job.prepare(), lambda job, done: None)
+    except KeyboardInterrupt:
+        pool.close()
+        return True
+    passed_alone = alone.completed - {r.case for r in alone.results if r.status == "fail"}
     for r in results:
         if r.status == "fail" and r.case in passed_alone:
             r.message += (
                 "\n    passes when run alone in a fresh process (--isolate case): this failure depends on "
                 "what ran before it in the same process (state leaking between calls)"
             )
+    return alone.interrupted
 
 
 def _not_loaded(*args: Any, **kwargs: Any) -> Any:
@@ -368,7 +431,11 @@ def run(args: argparse.Namespace, argv: list[str], expectations: list[Expectatio
         flush=True,
     )
     progress_on = not args.quiet
-    outcome = (_in_process if args.isolate == "none" else _in_workers)(args, oracles, progress_on)
+    try:
+        outcome = (_in_process if args.isolate == "none" else _in_workers)(args, oracles, progress_on)
+    except KeyboardInterrupt:  # while the implementation imported: a report with nothing run
+        unknown = Impl(args.impl, _not_loaded, rerun_extra=_rerun_extra(args))
+        outcome = Outcome([], unknown, "unknown", interrupted=True)
     results = ([fixture_problem] if fixture_problem else []) + outcome.results
     info = provenance.collect(args.impl, outcome.impl_version, fixtures_made, argv)
     for line in provenance.header_lines(info):
@@ -395,6 +462,7 @@ def _report(
         "provenance": info,
         "argv": argv,
         "tolerances": {dtype: [tol.rtol, tol.atol] for dtype, tol in impl.tolerances.items()},
+        "isolation": UNPROTECTED if args.isolate == "none" else args.isolate,
     }
     if args.expect:
         meta["expect"] = {"entries": [e.to_json() for e in expectations], "strict": args.strict_expect}
@@ -480,11 +548,14 @@ def judge_and_report(
         f"{len(results)} checks over {n_cases} cases and {n_error_cases} error cases: {n['pass']} passed, {n['fail']} failed, "
         f"{n['skip']} skipped{expected} in {elapsed:.1f} s -> {verdict}"
     )
+    if meta.get("isolation") == UNPROTECTED:
+        summary += f" ({UNPROTECTED})"
     print("\n" + summary)
-    if markdown:
-        markdown.write_text(report.format_markdown(rows, impl, summary, meta["provenance"]))
+    if interrupted:
+        print("lstm-conformance: interrupted (Ctrl-C); the results so far are reported", file=sys.stderr)
     passed = not failures and not interrupted and not (strict and gone)
-    if report_path:
+    written = True
+    if report_path:  # first: the JSON is what CI reads
         meta = {
             "passed": passed,
             "interrupted": interrupted,
@@ -494,10 +565,29 @@ def judge_and_report(
         }
         if gone:
             meta["stale"] = [e.to_json() for e in gone]
-        report.report_json(report_path, impl, rows, results, meta)
+        written = _write(report_path, lambda path: report.report_json(path, impl, rows, results, meta))
+    if markdown:
+        text = report.format_markdown(rows, impl, summary, meta["provenance"])
+        written = _write(markdown, lambda path: report.write_markdown(path, text)) and written
+    if not written:
+        return 2
     if interrupted:
         return 130
     return 0 if passed else 1
+
+
+UNPROTECTED = (
+    "--isolate none: unprotected, the implementation ran in this process and could change any verdict"
+)
+
+
+def _write(path: Path, write: Any) -> bool:
+    try:
+        write(path)
+    except OSError as exc:  # checked before the run; the disk may still fill up
+        print(f"lstm-conformance: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+        return False
+    return True
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ console text, Markdown and JSON."""
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .fixtures import atomic_write
 from .impls import Impl
 from .rows import ROW_NAMES
 from .runner import Result
@@ -173,4 +175,25 @@ def report_json(
         "table": [{k: clean(v) for k, v in asdict(r).items()} for r in rows],
         "results": [{k: clean(v) for k, v in asdict(r).items()} for r in results],
     }
-    path.write_text(json.dumps(payload, indent=1) + "\n")
+    atomic_write(path, (json.dumps(payload, indent=1) + "\n").encode())
+
+
+def write_markdown(path: Path, text: str) -> None:
+    atomic_write(path, text.encode())
+
+
+def destination_problem(path: Path) -> str | None:
+    """Why a report cannot be written to ``path`` (checked before the run), or None."""
+    if path.is_dir():
+        return "is a directory"
+    if path.exists() and not path.is_file():
+        return "exists and is not a regular file"
+    parent = path.parent
+    if not parent.is_dir():
+        return f"directory {parent} does not exist"
+    try:  # what atomic_write will do: a temp file beside it
+        with tempfile.NamedTemporaryFile(dir=parent, prefix="." + path.name, suffix=".tmp"):
+            pass
+    except OSError as exc:
+        return f"cannot write in {parent} ({exc.strerror or exc})"
+    return None
