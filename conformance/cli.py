@@ -138,11 +138,11 @@ def _regen(argv: list[str]) -> int:
     args = p.parse_args(argv)
     from .torch_oracle import torch_available
 
-    reason = torch_available()
-    if reason:
-        print(f"lstm-conformance regen needs torch: {reason}", file=sys.stderr)
-        return 2
     try:
+        reason = torch_available()  # imports torch: Ctrl-C may come here too
+        if reason:
+            print(f"lstm-conformance regen needs torch: {reason}", file=sys.stderr)
+            return 2
         return main_regen(args.check, args.fixtures, exact=args.exact)
     except KeyboardInterrupt:  # atomic writes: every fixture is the old one or the new one
         print(
