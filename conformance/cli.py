@@ -179,6 +179,13 @@ def main(argv: list[str] | None = None) -> int:
     expectations = _expectations(args)
     if expectations is None:
         return 2
+    if args.list and args.shard:
+        print(
+            "--list takes no --shard: the split depends on the implementation's declarations "
+            "(a shard's --report lists its units)",
+            file=sys.stderr,
+        )
+        return 2
     if args.list:
         return _list(args)
     try:

@@ -242,7 +242,7 @@ def main_merge(argv: list[str]) -> int:
     except MergeError as exc:
         print(f"lstm-conformance merge: {exc}", file=sys.stderr)
         return 2
-    from .cli import UNPROTECTED, judge_and_report
+    from .cli import judge_and_report
 
     first = reports[0][1]
     elapsed = [r["elapsed_s"] for _, r in reports]
@@ -256,9 +256,9 @@ def main_merge(argv: list[str]) -> int:
         if k in first
     }
     meta["merged_from"] = [str(path) for path, _ in reports]
-    isolations = {r.get("isolation") for _, r in reports} - {None}
-    if isolations:  # one unprotected shard makes the whole verdict unprotected
-        meta["isolation"] = UNPROTECTED if UNPROTECTED in isolations else sorted(isolations)[0]
+    isolation = [r["isolation"] for _, r in reports if "isolation" in r]
+    if isolation:  # a shard run unprotected (--isolate none) makes the merged verdict say so
+        meta["isolation"] = next((i for i in isolation if i.startswith("--isolate none")), isolation[0])
     return judge_and_report(
         merged_results([r for _, r in reports]),
         first,
