@@ -194,6 +194,17 @@ def configure_onnxruntime(threads: int) -> None:
     ort.InferenceSession = BenchInferenceSession
 
 
+def configure_openvino(threads: int) -> None:
+    """The openvino adapter compiles with OpenVINO's defaults (every core); here its inference
+    threads are pinned like the other libraries' (only valid calls are timed, where the thread
+    count changes nothing but the speed)."""
+    if importlib.util.find_spec("openvino") is None:
+        return
+    from conformance.adapters import openvino as openvino_adapter
+
+    openvino_adapter.COMPILE_CONFIG["INFERENCE_NUM_THREADS"] = threads
+
+
 def set_threads(threads: int) -> Any:
     """Pin torch, numpy's BLAS (threadpoolctl), XLA and onnxruntime to ``threads``; returns
     the threadpoolctl limiter (keep it alive: ``with set_threads(n): ...``)."""
@@ -201,6 +212,7 @@ def set_threads(threads: int) -> Any:
 
     configure_xla(threads)
     configure_onnxruntime(threads)
+    configure_openvino(threads)
     # TensorFlow reads these when it starts its thread pools (the tensorflow adapter, keras on it)
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")

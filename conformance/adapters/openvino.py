@@ -56,7 +56,7 @@ DROPOUT_REASON = (
 GRADIENTS_REASON = "OpenVINO is an inference runtime: a compiled model has no backward pass (no autograd)"
 # OpenVINO's defaults but for the precision; not INFERENCE_NUM_THREADS=1, which changes what is
 # accepted (inputs of the wrong size return empty arrays: docs/compatibility.md)
-COMPILE_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}
+COMPILE_CONFIG: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32"}
 
 _CACHE: OrderedDict[tuple[Any, ...], Any] = OrderedDict()  # one compiled model per weights and form
 _CACHE_SIZE = 32
