@@ -5,6 +5,7 @@ lstm-conformance [--impl MODULE:ATTR|torch] [--full] [--case PATTERN]
 lstm-conformance regen [--check]
 lstm-conformance export DIR [--fixtures DIR]
 lstm-conformance matrix [--impls NAME,...]   (docs/compatibility.md)
+lstm-conformance explore [--impl X] [--examples N] [--seconds S] [--seed N]   (docs/rows.md)
 """
 
 from __future__ import annotations
@@ -89,6 +90,13 @@ def _parser() -> argparse.ArgumentParser:
         "depends on what ran before; none: in this process, unprotected",
     )
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument(
+        "--case-spec",
+        metavar="FILE.json",
+        type=Path,
+        help="run exactly the case in FILE (as `lstm-conformance explore` writes it) against live torch "
+        "(without torch: lstm_ref in 64 bits)",
+    )
     return p
 
 
@@ -133,16 +141,55 @@ def main(argv: list[str] | None = None) -> int:
         from .matrix import main_matrix
 
         return main_matrix(argv[1:])
-    args = _parser().parse_args(argv)
-    if args.list:
-        from .torch_oracle import torch_available
+    if argv[:1] == ["explore"]:  # a property-based search that shrinks (explore.py)
+        from .explore import main_explore
 
-        cases = runner.select_cases(args.full, args.case, torch_available() is None)
-        for case in cases:
-            print(f"{case.id:55} {' '.join(case.features())}")
-        print(f"{len(cases)} cases")
-        return 0
+        return main_explore(argv[1:])
+    args = _parser().parse_args(argv)
+    if args.case_spec:
+        from .explore import read_spec
+
+        try:
+            args.spec_cases = [read_spec(args.case_spec)]
+        except ValueError as exc:
+            print(f"lstm-conformance: {exc}", file=sys.stderr)
+            return 2
+    if args.list:
+        return _list(args)
     return run(args, argv)
+
+
+def _list(args: argparse.Namespace) -> int:
+    """The selection for the implementation at hand: its declarations (read in a worker, as a
+    run does) complete the default set over what it supports (selection.py)."""
+    from .selection import uncovered
+    from .torch_oracle import torch_available
+    from .workers import Pool
+
+    with_torch = torch_available() is None and args.oracle != "fixtures"
+    unsupported: dict[str, str] = {}
+    if args.impl != DEFAULT_IMPL:
+        info, problem = Pool(args.impl, "", 1, args.timeout, fresh=True).start()
+        if info is None:
+            print(f"lstm-conformance --list: {problem}", file=sys.stderr)
+            return 1
+        unsupported = info.unsupported
+    cases = getattr(args, "spec_cases", None) or runner.select_cases(
+        args.full, args.case, with_torch, unsupported
+    )
+    for case in cases:
+        print(f"{case.id:55} {' '.join(case.features())}")
+    print(f"{len(cases)} cases")
+    if unsupported:
+        print(f"{args.impl} declares unsupported: {', '.join(unsupported)}")
+    if not args.full and not args.case:
+        left = uncovered(unsupported, cases)
+        print(
+            "every supported pair of option values and form x direction x dtype triple is covered"
+            if not left
+            else f"{left} supported pairs/triples are not covered: they need live torch (cases beyond the fixtures)"
+        )
+    return 0
 
 
 DEFAULT_TIMEOUT_S = 600.0  # per job; a JAX port recompiling for every new model stays well inside
@@ -159,6 +206,8 @@ def _rerun_extra(args: argparse.Namespace) -> str:
         extra += f" --timeout {args.timeout:g}"
     if args.isolate != "shared":
         extra += f" --isolate {args.isolate}"
+    if getattr(args, "case_spec", None):
+        extra += f" --case-spec {args.case_spec}"
     return extra
 
 
@@ -194,7 +243,7 @@ def _in_process(args: argparse.Namespace, oracles: list[Any], progress_on: bool)
     """--isolate none: the implementation runs in this process (no protection from crashes)."""
     impl = load_impl(args.impl)
     impl.rerun_extra = _rerun_extra(args)
-    jobs = runner.jobs_for(impl, oracles, full=args.full, pattern=args.case)
+    jobs = runner.jobs_for(impl, oracles, args.full, args.case, getattr(args, "spec_cases", None))
     progress = Progress(len(jobs), enabled=progress_on)
     results: list[runner.Result] = []
     try:
@@ -219,7 +268,7 @@ def _in_workers(args: argparse.Namespace, oracles: list[Any], progress_on: bool)
         failure = runner.Result("import", "import", "-", ("whole_sequence",), "fail", message=problem)
         return Outcome([failure], Impl(args.impl, _not_loaded, rerun_extra=extra), "unknown")
     impl = Impl(args.impl, _not_loaded, info.unsupported, None, info.tolerances, extra)
-    jobs = runner.jobs_for(impl, oracles, full=args.full, pattern=args.case)
+    jobs = runner.jobs_for(impl, oracles, args.full, args.case, getattr(args, "spec_cases", None))
     progress = Progress(len(jobs), enabled=progress_on)
     run = pool.run(jobs, lambda job: job.prepare(), lambda job, done: progress.update(_failed(done)))
     progress.close()
@@ -281,8 +330,13 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     oracles, fixture_problem, fixtures_made = _fixture_oracle_problem(
         make_oracles(args.oracle, args.fixtures)
     )
+    if getattr(args, "spec_cases", None):  # a spec's case is in no fixture: live torch, or lstm_ref-f64
+        from .explore import spec_oracle
+
+        oracles, fixture_problem = [spec_oracle()], None
     selected = len(
-        runner.select_cases(
+        getattr(args, "spec_cases", None)
+        or runner.select_cases(
             args.full, args.case, any(o.name == "torch" and not o.skip_reason for o in oracles)
         )
     )

@@ -63,6 +63,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR",
         help="fixtures directory (default: $LSTM_CONFORMANCE_FIXTURES, else the packaged fixtures)",
     )
+    group.addoption(
+        "--lstm-explore",
+        dest="lstm_explore",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also search N configurations for a failure (lstm-conformance explore; test_explore)",
+    )
+    group.addoption(
+        "--lstm-explore-seed",
+        dest="lstm_explore_seed",
+        type=int,
+        default=None,
+        metavar="SEED",
+        help="the search's Hypothesis seed (default: a random one, printed)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -371,7 +371,18 @@ def suite_jobs(impl: Impl, oracles: list[Oracle], pattern: str | None) -> list[J
     return jobs
 
 
-def jobs_for(impl: Impl, oracles: list[Oracle], full: bool = False, pattern: str | None = None) -> list[Job]:
+def jobs_for(
+    impl: Impl,
+    oracles: list[Oracle],
+    full: bool = False,
+    pattern: str | None = None,
+    cases: list[Case] | None = None,
+) -> list[Job]:
+    """The run's jobs; ``cases`` (a --case-spec's) replaces the selection and its suite checks."""
+    if cases is not None:
+        return [
+            case_job(impl, c, oracles) for c in cases if not pattern or fnmatch.fnmatchcase(c.id, pattern)
+        ]
     with_torch = any(o.name == "torch" and not o.skip_reason for o in oracles)
     cases = select_cases(full, pattern, with_torch, impl.unsupported)
     return [case_job(impl, c, oracles) for c in cases] + suite_jobs(impl, oracles, pattern)

@@ -9,7 +9,7 @@ the small cases (hidden 5, input 4, batch <= 4, 6 steps) cannot see it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -139,3 +139,14 @@ SIZE_BROKEN: dict[str, tuple[str, ...]] = {
     "BatchOfOneDropsBiasHH": ("sizes", "whole_sequence"),
     "LongSequenceLosesCell": ("sizes", "whole_sequence"),
 }
+
+
+class FusedFloat32(lstm_ref.LSTM):
+    """Correct, declaring what fused float32 runtimes lack (OpenVINO, TensorFlow's fused op)."""
+
+    conformance_unsupported: ClassVar[dict[str, str]] = {
+        "complex": "no complex numbers",
+        "float64": "float32 kernels only",
+        "proj_size": "no projection",
+        "dropout": "inference only",
+    }
