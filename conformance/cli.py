@@ -162,14 +162,16 @@ def main(argv: list[str] | None = None) -> int:
 def _list(args: argparse.Namespace) -> int:
     """The selection for the implementation at hand: its declarations (read in a worker, as a
     run does) complete the default set over what it supports (selection.py)."""
+    from .explore import WorkerRunner
     from .selection import uncovered
     from .torch_oracle import torch_available
-    from .workers import Pool
 
     with_torch = torch_available() is None and args.oracle != "fixtures"
     unsupported: dict[str, str] = {}
     if args.impl != DEFAULT_IMPL:
-        info, problem = Pool(args.impl, "", 1, args.timeout, fresh=True).start()
+        worker = WorkerRunner(args.impl, args.timeout)
+        info, problem = worker.start()
+        worker.close()
         if info is None:
             print(f"lstm-conformance --list: {problem}", file=sys.stderr)
             return 1
@@ -177,18 +179,18 @@ def _list(args: argparse.Namespace) -> int:
     cases = getattr(args, "spec_cases", None) or runner.select_cases(
         args.full, args.case, with_torch, unsupported
     )
-    for case in cases:
-        print(f"{case.id:55} {' '.join(case.features())}")
-    print(f"{len(cases)} cases")
-    if unsupported:
-        print(f"{args.impl} declares unsupported: {', '.join(unsupported)}")
+    if unsupported:  # comment lines first: the case lines and the count stay easy to parse
+        print(f"# {args.impl} declares unsupported: {', '.join(unsupported)}")
     if not args.full and not args.case:
         left = uncovered(unsupported, cases)
         print(
-            "every supported pair of option values and form x direction x dtype triple is covered"
+            "# every supported pair of option values and form x direction x dtype triple is covered"
             if not left
-            else f"{left} supported pairs/triples are not covered: they need live torch (cases beyond the fixtures)"
+            else f"# {left} supported pairs/triples are not covered: they need live torch (cases beyond the fixtures)"
         )
+    for case in cases:
+        print(f"{case.id:55} {' '.join(case.features())}")
+    print(f"{len(cases)} cases")
     return 0
 
 

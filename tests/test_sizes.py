@@ -170,4 +170,11 @@ def test_case_spec_errors_are_usage_errors(tmp_path: Path) -> None:
     bad.write_text('{"case": {"hidden_sise": 3}}')
     proc = run_cli("--case-spec", str(bad))
     assert proc.returncode == 2 and "unknown field(s) hidden_sise" in proc.stderr
-    assert ROOT.is_dir()
+
+
+def test_fixtures_stay_within_their_budget() -> None:
+    """docs/fixtures.md's budget: each size case's file under 70 KB, fixtures/cases under 2.6 MB."""
+    files = {p.name: p.stat().st_size for p in (ROOT / "fixtures" / "cases").glob("*.npz")}
+    sized = {name: n for name, n in files.items() if name.startswith("size-")}
+    assert len(sized) == 14 and max(sized.values()) < 70_000, sized
+    assert sum(files.values()) < 2_600_000
