@@ -123,8 +123,8 @@ def fx(tmp_path: Path) -> Path:
 def live_build() -> tuple[dict[str, Any], dict[str, bytes]]:
     """One real regeneration from live torch, shared by every in-process CLI test."""
     pytest.importorskip("torch")
-    from conformance.selection import fixture_cases
     from conformance.errors import torch_error_types
+    from conformance.selection import fixture_cases
 
     return regen_module.build(fixture_cases(), torch_error_types())
 
