@@ -207,7 +207,7 @@ def counts(run: Run) -> str:
         f"- `--full` selects {len(full_ids)} cases: the whole matrix ({len(full_matrix)} cases), "
         "the same named cases and the random ones.",
         f"- `fixtures/manifest.json` holds {len(manifest['cases'])} cases (the default run less the random "
-        f"ones, plus {len(set(manifest['cases']) - set(ids))} that complete the selection of an "
+        f"ones, plus {len(manifest['cases']) - len(ids) + groups.get('random', 0)} that complete the selection of an "
         "implementation declaring complex, float64, proj_size and dropout) and torch's exception type for "
         f"{len(manifest['errors'])} error cases.",
     ]
