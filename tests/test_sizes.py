@@ -178,3 +178,19 @@ def test_fixtures_stay_within_their_budget() -> None:
     sized = {name: n for name, n in files.items() if name.startswith("size-")}
     assert len(sized) == 14 and max(sized.values()) < 70_000, sized
     assert sum(files.values()) < 2_600_000
+
+
+def test_the_table_says_when_declarations_removed_a_rows_last_case() -> None:
+    from conformance.impls import Impl
+    from conformance.report import table
+    from conformance.runner import Result
+
+    impl = Impl("x:Y", print, {"multi_layer": "single layer only"})
+    skipped = Result(
+        "forward", "L2-case", "fixtures", ("whole_sequence", "multi_layer", "dropout_eval"), "skip"
+    )
+    passed = Result("forward", "L1-case", "fixtures", ("whole_sequence",), "pass")
+    rows = {row.feature: row for row in table([skipped, passed], impl)}
+    assert rows["dropout_eval"].status == "skipped"
+    assert "declaring multi_layer removed this row's last case" in rows["dropout_eval"].notes
+    assert "some cases need multi_layer (declared unsupported)" in rows["whole_sequence"].notes
