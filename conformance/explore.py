@@ -27,7 +27,7 @@ import numpy as np
 
 from .cases import FACTORS, Case
 from .harness import Arrays
-from .runner import Job, Payload, Result, case_job, crash_result
+from .runner import Job, Payload, Result, case_job
 from .selection import supported
 
 SPEC_FORMAT = "lstm-conformance case spec 1"
@@ -219,60 +219,22 @@ def case_strategy(unsupported: dict[str, str], max_size: int) -> Any:
 
 
 class WorkerRunner:
-    """One worker process, kept between examples; replaced after a crash or a hang."""
+    """One worker process (a ``workers.Pool`` of one), kept between examples; the pool replaces
+    it after a crash or a hang, which fails that example only."""
 
     def __init__(self, spec: str, timeout: float) -> None:
-        self.spec, self.timeout = spec, timeout
-        self.worker: Any = None
+        from .workers import Pool
+
+        self.pool = Pool(spec, "", 1, timeout, fresh=False)
 
     def start(self) -> tuple[Any, str]:
-        from .workers import Worker
-
-        self.worker = Worker(self.spec, "")
-        info, problem = self.worker.handshake(max(self.timeout, 60.0))
-        if info is None:
-            self.worker = None
-        return info, problem
+        return self.pool.start()
 
     def run(self, job: Job, payload: Payload) -> list[Result]:
-        from .workers import describe_exit
-
-        if self.worker is None:
-            _, problem = self.start()
-            if problem:
-                return [crash_result(job.task, "", problem, "", self.spec)]
-        worker, check, results = self.worker, "", list[Result]()
-        worker.conn.send((job.task, payload))
-        deadline = time.monotonic() + self.timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return self._lost(job, check, f"timed out after {self.timeout:g} s (--timeout)", results)
-            if not worker.conn.poll(min(left, 1.0)):
-                continue
-            try:
-                kind, value = worker.conn.recv()
-            except (EOFError, OSError):
-                worker.process.join(5)
-                return self._lost(
-                    job, check, f"the worker process {describe_exit(worker.process.exitcode)}", results
-                )
-            if kind == "check":
-                check = value
-            elif kind == "result":
-                results.append(value)
-            else:
-                return results
-
-    def _lost(self, job: Job, check: str, what: str, results: list[Result]) -> list[Result]:
-        self.worker.kill()
-        self.worker = None
-        return [*results, crash_result(job.task, check, what, "", self.spec)]
+        return self.pool.run([job], lambda _: payload, lambda *_: None, keep=True).results
 
     def close(self) -> None:
-        if self.worker is not None:
-            self.worker.stop()
-            self.worker = None
+        self.pool.close()
 
 
 # -- the search -----------------------------------------------------------------------------------
