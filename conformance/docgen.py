@@ -173,8 +173,12 @@ def rows_table(run: Run) -> str:
 
 
 def _list_ids(full: bool) -> list[str]:
+    from . import runner
+
     out = run_cli(["--list", *(["--full"] if full else [])], report=False).stdout.splitlines()
-    return [line.split()[0] for line in out[:-1] if line.strip() and not line.startswith("#")]
+    items = set(runner.suite_items(None))  # --list shows the suite items after the cases
+    ids = [line.split()[0] for line in out[:-1] if line.strip() and not line.startswith("#")]
+    return [i for i in ids if not any(i.startswith(item) for item in items)]
 
 
 def counts(run: Run) -> str:
