@@ -146,11 +146,11 @@ def _regen(argv: list[str]) -> int:
     args = p.parse_args(argv)
     from .torch_oracle import torch_available
 
-    reason = torch_available()
-    if reason:
-        print(f"lstm-conformance regen needs torch: {reason}", file=sys.stderr)
-        return 2
     try:
+        reason = torch_available()  # imports torch: Ctrl-C may come here too
+        if reason:
+            print(f"lstm-conformance regen needs torch: {reason}", file=sys.stderr)
+            return 2
         return main_regen(args.check, args.fixtures, exact=args.exact)
     except KeyboardInterrupt:  # atomic writes: every fixture is the old one or the new one
         print(
@@ -190,6 +190,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     expectations = _expectations(args)
     if expectations is None:
+        return 2
+    if args.list and args.shard:
+        print(
+            "--list takes no --shard: the split depends on the implementation's declarations "
+            "(a shard's --report lists its units)",
+            file=sys.stderr,
+        )
         return 2
     if args.case_spec:
         from .explore import read_spec

@@ -173,12 +173,14 @@ def rows_table(run: Run) -> str:
 
 
 def _list_ids(full: bool) -> list[str]:
-    from . import runner
+    """The case ids --list prints (not its comment lines, nor its suite items: error cases and
+    suite-level checks)."""
+    from .rows import suite_checks
 
+    suite = tuple(check.name for check in suite_checks())
     out = run_cli(["--list", *(["--full"] if full else [])], report=False).stdout.splitlines()
-    items = set(runner.suite_items(None))  # --list shows the suite items after the cases
     ids = [line.split()[0] for line in out[:-1] if line.strip() and not line.startswith("#")]
-    return [i for i in ids if not any(i.startswith(item) for item in items)]
+    return [i for i in ids if not i.startswith((*suite, "errors:"))]
 
 
 def counts(run: Run) -> str:

@@ -195,13 +195,15 @@ class _Reaper:
 
     def tell(self, line: str) -> None:
         if self.pipe is None:
-            # holding none of this process's files open: nobody waits on the reaper
+            # holding none of this process's files open (nobody waits on the reaper), and in a
+            # session of its own: a worker is killed with its whole process group
             proc = subprocess.Popen(
                 [sys.executable, "-I", "-S", "-c", _REAPER],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 text=True,
+                start_new_session=True,
             )
             self.pipe = proc.stdin
         assert self.pipe is not None

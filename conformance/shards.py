@@ -256,6 +256,9 @@ def main_merge(argv: list[str]) -> int:
         if k in first
     }
     meta["merged_from"] = [str(path) for path, _ in reports]
+    isolation = [r["isolation"] for _, r in reports if "isolation" in r]
+    if isolation:  # a shard run unprotected (--isolate none) makes the merged verdict say so
+        meta["isolation"] = next((i for i in isolation if i.startswith("--isolate none")), isolation[0])
     return judge_and_report(
         merged_results([r for _, r in reports]),
         first,

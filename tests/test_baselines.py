@@ -27,6 +27,11 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return run_cli(*args, "--oracle", "fixtures", "--isolate", "none", "--quiet")
 
 
+def verdict(out: str) -> str:
+    """The summary line's verdict, less the note every --isolate none run carries."""
+    return out.strip().splitlines()[-1].rsplit(" -> ", 1)[1].split(" (--isolate none:")[0]
+
+
 def _table(report: Path) -> dict[str, dict[str, Any]]:
     return {row["feature"]: row for row in json.loads(report.read_text())["table"]}
 
@@ -58,7 +63,7 @@ def test_a_known_failure_is_expected_and_the_run_passes(baseline: Path, tmp_path
         "--impl", WRONG, "--case", CASES, "--expect", str(baseline), "--report", str(tmp_path / "r.json")
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.rstrip().endswith("-> PASS (2 expected failures)")
+    assert verdict(proc.stdout) == "PASS (2 expected failures)"
     assert ", 0 failed, 0 skipped, 2 expected in " in proc.stdout
     row = _table(tmp_path / "r.json")["error_types"]
     assert (row["status"], row["failed"], row["expected"]) == ("expected", 0, 2)
@@ -73,22 +78,20 @@ def test_a_new_failure_still_fails(baseline: Path, tmp_path: Path) -> None:
     proc = _run("--impl", WRONG, "--case", CASES, "--expect", str(one))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "FAIL error_types [errors:input-size-mismatch-unbatched]" in proc.stdout
-    assert proc.stdout.rstrip().endswith("-> FAIL (1 expected failure)")
+    assert verdict(proc.stdout) == "FAIL (1 expected failure)"
 
 
 def test_a_fixed_bug_makes_its_entry_stale(baseline: Path) -> None:
     proc = _run("--impl", "lstm_ref", "--case", CASES, "--expect", str(baseline), "--strict-expect")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert proc.stdout.count("STALE expectation (case 'errors:input-size-mismatch") == 2
-    assert proc.stdout.rstrip().endswith("-> FAIL (2 stale expectations)")
+    assert verdict(proc.stdout) == "FAIL (2 stale expectations)"
 
 
 def test_a_stale_entry_is_reported_without_failing_unless_strict(baseline: Path, capsys: Any) -> None:
     code = cli.main(["--case", CASES, "--expect", str(baseline), "--oracle", "fixtures", "--isolate", "none"])
     out = capsys.readouterr().out
-    assert (
-        code == 0 and "STALE expectation" in out and out.rstrip().endswith("-> PASS (2 stale expectations)")
-    )
+    assert code == 0 and "STALE expectation" in out and verdict(out) == "PASS (2 stale expectations)"
 
 
 @pytest.mark.parametrize(
@@ -175,7 +178,7 @@ def test_merged_shards_give_the_unsharded_table_and_verdict(sharded: Path) -> No
         return line.split(" in ")[0] + " -> " + line.rsplit(" -> ", 1)[1]
 
     assert summary(proc.stdout) == summary((sharded / "whole.txt").read_text())
-    assert summary(proc.stdout).endswith(" -> PASS")
+    assert verdict(proc.stdout) == "PASS" and "(--isolate none: unprotected" in proc.stdout  # as the shards
     assert "| whole_sequence | pass |" in (sharded / "m.md").read_text()
     ran = [len(json.loads(Path(p).read_text())["results"]) for p in _shard_reports(sharded)]
     assert all(ran) and sum(ran) == len(whole["results"])
@@ -229,7 +232,7 @@ def test_stale_entries_are_judged_when_the_shards_are_merged(baseline: Path, tmp
     proc = run_cli("merge", *reports, "--report", str(tmp_path / "merged.json"))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "STALE expectation (case 'errors:input-size-mismatch', check 'errors'): fixed since" in proc.stdout
-    assert proc.stdout.rstrip().endswith("-> FAIL (2 expected failures, 1 stale expectation)")
+    assert verdict(proc.stdout) == "FAIL (2 expected failures, 1 stale expectation)"
     assert json.loads((tmp_path / "merged.json").read_text())["stale"] == [known[-1].to_json()]
 
 
@@ -273,6 +276,11 @@ def test_a_bad_shard_is_a_usage_error(bad: str, capsys: Any) -> None:
     with pytest.raises(SystemExit) as exit_:
         cli.main(["--shard", bad, "--list"])
     assert exit_.value.code == 2 and "--shard: expected K/N" in capsys.readouterr().err
+
+
+def test_list_takes_no_shard(capsys: Any) -> None:  # it would list the whole selection as the shard's
+    assert cli.main(["--list", "--shard", "1/2"]) == 2
+    assert "--list takes no --shard" in capsys.readouterr().err
 
 
 # -- the pytest plugin -------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 tests/c_lstm/lstm.c (a stacked, bidirectional float32/float64 LSTM speaking protocol 2: a
 persistent process, ``trace`` and ``vjp``) is compiled once with the system ``cc``, as-is, as a
 protocol-1 command (``-DEXEC_V1``) and as broken copies (``-DSWAP_GATES``: f and g read the
-other way round; ``-DBROKEN_O``: a tanh o gate), and run through the real CLI. The one full
+other way round; ``-DBROKEN_O``: a tanh o gate; ``-DBROKEN_O_DEEP_REVERSE``: the same in the
+reverse direction of layers 1+ only), and run through the real CLI. The one full
 default run of this module is the protocol-2 build's; the others select cases with ``--case``.
 tests/c_lstm/twin.py is the protocol-1 program's one-layer part in NumPy: on one-layer cases the
 C program must get the same table and the same failure messages as its Python twin. tests/c_lstm/faulty.py wraps the C program in
@@ -48,6 +49,7 @@ BUILDS = {
     "swapped": ["-DSWAP_GATES"],
     "swapped_v1": ["-DEXEC_V1", "-DSWAP_GATES"],
     "broken_o": ["-DBROKEN_O"],
+    "deep_reverse_o": ["-DBROKEN_O_DEEP_REVERSE"],
 }
 ONE_CASE = "L1-uni-batched-nohx-f32-eval"
 F32_AND_F64 = "L1-uni-batched-nohx-f*-eval"  # faulty.py misbehaves on the second only
@@ -211,6 +213,27 @@ def test_a_broken_gate_is_named_over_exec(
         )
     ), message
     assert ("gradients", ONE_CASE) in failures(report)  # its backward pass follows its forward
+
+
+@pytest.mark.skipif(not has_torch(), reason="a --full case: judged by live torch")
+def test_a_bug_in_a_deeper_layers_reverse_o_gate_is_named_over_exec(
+    binaries: dict[str, Path], tmp_path: Path
+) -> None:
+    """Only layer 1's reverse direction is wrong, and only inside the stack (rebuilt alone as a
+    one-layer model it is the C program's layer 0, which is right)."""
+    case = "L2-bi-batched-hx-f64-eval"
+    code, report, out = cli(tmp_path, f"exec:{binaries['deep_reverse_o']}", "--full", "--case", case)
+    assert code == 1, out[-3000:]
+    message = failures(report)[("forward", case)]
+    assert "but inside the stack layer 1 diverges" in message
+    assert (
+        message.splitlines()[-1]
+        .strip()
+        .startswith(
+            "first internal divergence (the implementation's trace vs the cell equations): "
+            "layer 1, direction 1 (reverse), time step 5, gate/state 'o', max abs err"
+        )
+    ), message
 
 
 def test_a_crashing_persistent_command_is_restarted_and_fails_only_its_case(

@@ -209,7 +209,7 @@ def _interrupt(cmd: list[str], marker: Path, env: dict[str, str]) -> tuple[int, 
     )
     try:
         _wait_for(marker, proc)
-        time.sleep(0.5)
+        time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=120)
     finally:
@@ -248,7 +248,7 @@ def test_ctrl_c_during_regen(tmp_path: Path) -> None:
     from conformance.fixtures import FixtureStore
 
     copy = tmp_path / "fixtures"
-    shutil.copytree(ROOT / "fixtures", copy)
+    shutil.copytree(ROOT / "fixtures", copy, ignore=shutil.ignore_patterns(".regen.lock"))
     cmd = [sys.executable, "-m", "conformance", "regen", "--fixtures", str(copy)]
     code, out, err = _interrupt(cmd, copy / ".regen.lock", _env())
     assert code == 130, out[-2000:] + err[-2000:]

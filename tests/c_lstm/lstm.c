@@ -9,7 +9,8 @@
    every operation of a float32 model to float as a float32 program would.
    Build flags:  -DEXEC_V1     answer protocol 1 (one process per request, no trace, no vjp);
                  -DSWAP_GATES  a broken copy that reads torch's f and g blocks the other way round;
-                 -DBROKEN_O    a broken copy whose o gate is a tanh instead of a sigmoid. */
+                 -DBROKEN_O    a broken copy whose o gate is a tanh instead of a sigmoid;
+                 -DBROKEN_O_DEEP_REVERSE  the same, only in the reverse direction of layers 1+. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdio.h>
@@ -128,11 +129,17 @@ static void write_text(const char *name, const char *text) {
   fputs(text, f), fclose(f);
 }
 static double sigmoid(double z) { return R(1.0 / R(1.0 + R(exp(-z)))); }
-#ifdef BROKEN_O
-#define OUT_GATE(z) R(tanh(z))
+/* the o gate of layer k, direction d */
+static double out_gate(double z, int k, int d) {
+  (void)k, (void)d;
+#if defined(BROKEN_O)
+  return R(tanh(z));
+#elif defined(BROKEN_O_DEEP_REVERSE)
+  return k >= 1 && d == 1 ? R(tanh(z)) : sigmoid(z);
 #else
-#define OUT_GATE(z) sigmoid(z)
+  return sigmoid(z);
 #endif
+}
 
 #define UNSUPPORTED                                                                                    \
   "\"proj_size\": \"no projection (LSTMP)\", \"complex\": \"float32 and float64 only\", "               \
@@ -265,7 +272,7 @@ static void handle(void) {
           }
           for (long j = 0; j < H; j++) {
             double i = sigmoid(z[GI * H + j]), fg = sigmoid(z[GF * H + j]), g = R(tanh(z[GG * H + j]));
-            double o = OUT_GATE(z[GO * H + j]);
+            double o = out_gate(z[GO * H + j], k, d);
             cb[j] = R(R(fg * cb[j]) + R(i * g));
             hb[j] = R(o * R(tanh(cb[j])));
             long row = (t * N + b) * H + j;
