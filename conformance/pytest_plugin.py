@@ -86,6 +86,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="a case (or suite check) running longer fails as hung (default %(default)g)",
     )
 
+    group.addoption(
+        "--lstm-explore",
+        dest="lstm_explore",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also search N configurations for a failure (lstm-conformance explore; test_explore)",
+    )
+    group.addoption(
+        "--lstm-explore-seed",
+        dest="lstm_explore_seed",
+        type=int,
+        default=None,
+        metavar="SEED",
+        help="the search's Hypothesis seed (default: a random one, printed)",
+    )
+
 
 _EXPECTATIONS: list[Any] = []  # --lstm-expect's entries (conformance.expect.Expectation)
 DEFAULT_TIMEOUT_S = 600.0  # == conformance.cli.DEFAULT_TIMEOUT_S
