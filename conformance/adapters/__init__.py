@@ -3,7 +3,8 @@
 calls its library; the recurrence is always the library's (docs/plugin.md, docs/compatibility.md).
 
 An adapter class may carry ``conformance_version``: the versions of the libraries that did the
-work (e.g. ``"torch 2.13.0+cpu, onnxruntime 1.31.1"``), shown in the provenance and the matrix.
+work (e.g. ``"torch 2.13.0+cpu, onnxruntime 1.31.1"``, made by ``versions``, the toolkit's
+``library_versions``), shown in the provenance and the matrix.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ REGISTRY: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ),
     "keras": ("conformance.adapters.keras:KerasLSTM", "keras", ("keras", "jax")),
     "flax": ("conformance.adapters.flax:FlaxLSTM", "jax", ("jax", "flax")),
+    "haiku": ("conformance.adapters.haiku:HaikuLSTM", "haiku", ("jax", "haiku")),
     "tensorflow": ("conformance.adapters.tensorflow:TensorFlowLSTM", "tensorflow", ("tensorflow",)),
+    "openvino": ("conformance.adapters.openvino:OpenVinoLSTM", "openvino", ("torch", "openvino")),
+    "paddle": ("conformance.adapters.paddle:PaddleLSTM", "paddle", ("paddle",)),
 }
 ADAPTERS: dict[str, str] = {name: entry[0] for name, entry in REGISTRY.items()}
 
@@ -74,13 +78,8 @@ def require(adapter: str, *modules: str) -> None:
 
 
 def versions(*distributions: str) -> str:
-    """``"torch 2.13.0+cpu, onnxruntime 1.31.1"`` for the installed distributions named."""
-    import importlib.metadata
+    """``"torch 2.13.0+cpu, onnxruntime 1.31.1"`` for the installed distributions named
+    (conformance.toolkit.library_versions, the public name)."""
+    from ..toolkit import library_versions
 
-    found = []
-    for dist in distributions:
-        try:
-            found.append(f"{dist} {importlib.metadata.version(dist)}")
-        except importlib.metadata.PackageNotFoundError:
-            found.append(f"{dist} absent")
-    return ", ".join(found)
+    return library_versions(*distributions)
