@@ -5,6 +5,7 @@ lstm-conformance [--impl MODULE:ATTR|torch] [--full] [--case PATTERN]
 lstm-conformance regen [--check]
 lstm-conformance export DIR [--fixtures DIR]
 lstm-conformance matrix [--impls NAME,...]   (docs/compatibility.md)
+lstm-conformance torch-diff [--against DIR]   (docs/torch-versions.md)
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from . import provenance, report, runner
+from .disagreements import flag_notes, oracle_labels, reconcile
 from .fixtures import FIXTURES_DIR
 from .impls import DEFAULT_IMPL, Impl, load_impl
-from .oracles import make_oracles
+from .oracles import make_oracles, witness_of
 from .progress import Progress
 from .provenance import implementation_version
 from .regen import main_regen
@@ -129,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         from .export import main_export
 
         return main_export(argv[1:])
+    if argv[:1] == ["torch-diff"]:  # nn.LSTM's changes between the fixtures' torch and live torch
+        from .torch_diff import main_torch_diff
+
+        return main_torch_diff(argv[1:])
     if argv[:1] == ["matrix"]:  # every installed adapter, one column each (matrix.py)
         from .matrix import main_matrix
 
@@ -300,12 +306,14 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     progress_on = not args.quiet
     outcome = (_in_process if args.isolate == "none" else _in_workers)(args, oracles, progress_on)
     results = ([fixture_problem] if fixture_problem else []) + outcome.results
+    # oracles that disagree (another torch than the fixtures'): flagged, not failed (disagreements.py)
+    disagreeing = reconcile(results, witness_of(oracles), args.impl)
     info = provenance.collect(args.impl, outcome.impl_version, fixtures_made, argv)
     for line in provenance.header_lines(info):
         print(line)
     for o in oracles:
         print(f"  oracle {o.name}: " + (f"skipped ({o.skip_reason})" if o.skip_reason else "on"))
-    return _report(args, argv, outcome, results, info, oracles, time.perf_counter() - t0)
+    return _report(args, argv, outcome, results, info, oracles, time.perf_counter() - t0, disagreeing)
 
 
 def _report(
@@ -316,15 +324,19 @@ def _report(
     info: dict[str, Any],
     oracles: list[Any],
     elapsed: float,
+    disagreeing: list[str] | None = None,
 ) -> int:
     """The table, the failures, the verdict; the Markdown and JSON reports, always."""
     impl = outcome.impl
     rows = report.table(results, impl)
+    flag_notes(rows, results)
     print()
     print(report.format_table(rows))
     failures = list(report.iter_failures(results))
+    labels = oracle_labels(info["torch_fixtures"], info["torch_live"])
     for r in failures[: args.max_failures]:
-        print(f"\nFAIL {r.check} [{r.case}] vs {r.oracle}\n    {r.message}\n  rerun: {r.rerun}")
+        vs = labels.get(r.oracle, r.oracle)
+        print(f"\nFAIL {r.check} [{r.case}] vs {vs}\n    {r.message}\n  rerun: {r.rerun}")
     if len(failures) > args.max_failures:
         print(f"\n... and {len(failures) - args.max_failures} more failures (see --report)")
     n = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "skip")}
@@ -336,6 +348,12 @@ def _report(
         f"{len(results)} checks over {n_cases} cases and {n_error_cases} error cases: {n['pass']} passed, {n['fail']} failed, "
         f"{n['skip']} skipped in {elapsed:.1f} s -> {verdict}"
     )
+    if disagreeing:
+        print(
+            f"\nthe oracles disagree on {len(disagreeing)} case(s): a change in torch, not a finding about "
+            "the implementation (`lstm-conformance torch-diff` groups them by cause)"
+        )
+        print("\n".join("  " + line for line in disagreeing))
     print("\n" + summary)
     if args.markdown:
         args.markdown.write_text(report.format_markdown(rows, impl, summary, info))
@@ -348,6 +366,7 @@ def _report(
             "oracles": {o.name: o.skip_reason or "on" for o in oracles},
             "provenance": info,
             "argv": argv,
+            "oracle_disagreements": disagreeing or [],
         }
         report.report_json(args.report, impl, rows, results, meta)
     if outcome.interrupted:
