@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .harness import Arrays
-from .torch_diff import CaseChange, case_change, disagreement, fixtures_label, live_label
+from .torch_diff import CaseChange, case_change, disagreement, fixtures_label, live_label, said
 
 if TYPE_CHECKING:
     from .report import TableRow
@@ -59,6 +59,17 @@ class Witness:
     def mask_cases(self) -> list[str]:
         """Cases where the oracles drew other dropout masks (each replayed against its own outputs)."""
         return [case_id for case_id, change in self.changes.items() if change.kind == "masks"]
+
+    def by_analogy(self) -> dict[str, tuple[str, str]]:
+        """Cases only live torch judged (random ones) that raise what live torch raises where the
+        fixtures' torch raised something else on a case both judged: case id -> (what the fixtures'
+        torch raised there, what live torch raises)."""
+        changed = {c.new: c.old for c in self.changes.values() if c.kind == "exception" and c.old != "values"}
+        return {
+            case_id: (changed[error], error)
+            for case_id, (oracle, arrays) in self.pending.items()
+            if oracle == "torch" and (error := str(arrays.get("error", ""))) in changed
+        }
 
     @property
     def cases(self) -> dict[str, str]:
@@ -122,6 +133,7 @@ def reconcile(results: list[Result], witness: Witness, impl: str) -> list[str]:
                     r.message = f"{FLAGGED}: the oracles disagree ({cases[case_id]})"
         failed = any(r.status == "fail" for group in by_check.values() for r in group)
         lines.append(f"{case_id}: {cases[case_id]}; {_judged(agreed, failed, witness, impl)}")
+    lines += _flag_by_analogy(results, witness, impl)
     masks = witness.mask_cases
     if masks:
         lines.append(
@@ -130,6 +142,29 @@ def reconcile(results: list[Result], witness: Witness, impl: str) -> list[str]:
             f"{', ...' if len(masks) > 3 else ''}); each oracle's masks are replayed and judged against "
             "its own outputs"
         )
+    return lines
+
+
+def _flag_by_analogy(results: list[Result], witness: Witness, impl: str) -> list[str]:
+    """A case only live torch judged, where live torch raises another exception than the fixtures'
+    torch raised on cases of the same kind: an implementation that raises the fixtures' torch's
+    exception there is flagged, not failed (the forward check's message starts "raised <type>:")."""
+    lines = []
+    examples = [case_id for case_id, c in witness.changes.items() if c.kind == "exception"]
+    for case_id, (old, new) in witness.by_analogy().items():
+        says = (
+            f"{said(witness.label('torch'), new)}; {said(witness.label('fixtures'), old)} on cases of "
+            f"this kind ({', '.join(examples[:2])}{', ...' if len(examples) > 2 else ''})"
+        )
+        failing = [r for r in results if r.case == case_id and r.status == "fail" and r.oracle == "torch"]
+        for r in failing:
+            if r.check == "forward" and r.message.startswith(f"raised {old}:"):
+                r.status, r.detail, r.max_abs, r.ratio = "pass", r.message, None, None
+                r.message = f"{FLAGGED}: the oracles disagree ({says})"
+        if any(r.case == case_id for r in results):
+            failed = any(r.case == case_id and r.status == "fail" for r in results)
+            how = f"{impl} agrees with neither (failed)" if failed else f"{impl} raises {old} ({FLAGGED})"
+            lines.append(f"{case_id} (live torch only): {says}; {how}")
     return lines
 
 

@@ -27,7 +27,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from .fixtures import FIXTURES_DIR, MANIFEST, REGEN_COMMAND, FixtureError, FixtureStore, read_npz_bytes
+from .fixtures import FIXTURES_DIR, REGEN_COMMAND, FixtureError, FixtureStore, read_npz_bytes
 
 Arrays = dict[str, np.ndarray]
 
@@ -372,13 +372,11 @@ def as_json(diff: Diff) -> dict[str, Any]:
         "beyond": {k: [d.array for d in v] for k, v in diff.beyond.items()},
         "within": sorted(diff.within),
         "not_compared": diff.not_compared,
-        # this side's own answers (for the per-version page)
-        "errors": diff.new.errors,
-        "forward_errors": {k: str(v) for k, v in _forward_errors(diff.new).items() if k in diff.new.cases},
     }
 
 
-def _forward_errors(side: Side) -> dict[str, str]:
+def forward_errors(side: Side) -> dict[str, str]:
+    """Forward cases that raise on this side: case id -> "raises <type>"."""
     return {
         case_id: "raises " + _error_of(side.load(case_id))
         for case_id, entry in side.cases.items()
@@ -442,13 +440,3 @@ def _live_problem() -> str | None:
     from .torch_oracle import torch_available
 
     return torch_available()
-
-
-def summary(diff: Diff) -> str:
-    """One line for a run's header: how many changes, the command that lists them."""
-    if not diff.changes:
-        return f"{diff.old.label} and {diff.new.label}: no behaviour change"
-    return f"{diff.changes} behaviour change(s) between {diff.old.label} and {diff.new.label}"
-
-
-__all__ = ["MANIFEST", "Diff", "Side", "compare", "main_torch_diff"]
