@@ -79,17 +79,18 @@ def make_oracles(which: str = "both", fixtures_dir: Path | None = None) -> list[
 
 
 def witness_of(oracles: list[Oracle]) -> Witness:
-    """The run's witness, labelled with both oracles' torch versions and given both oracles'
-    exception types when both ran the error cases (a witness of nothing for one oracle)."""
+    """The run's witness, labelled with each oracle's torch version, and given both oracles'
+    exception types when both ran the error cases."""
     from .disagreements import oracle_labels
     from .provenance import live_torch
 
     fixtures = next((o for o in oracles if isinstance(o, FixtureOracle)), None)
     torch = next((o for o in oracles if isinstance(o, TorchOracle) and not o.skip_reason), None)
     witness = (fixtures.witness if fixtures else None) or Witness()
-    if fixtures is None or torch is None:
-        return Witness()
-    witness.labels = oracle_labels(fixtures.store.provenance().get("torch", "unknown"), live_torch())
-    if torch._errors is not None:  # the error cases ran against live torch
-        witness.saw_error_types(fixtures.error_types(), torch._errors)
+    witness.labels = oracle_labels(
+        fixtures.store.provenance().get("torch", "unknown") if fixtures else None,
+        live_torch() if torch else None,
+    )
+    if fixtures is not None and torch is not None and torch._errors is not None:
+        witness.saw_error_types(fixtures.error_types(), torch._errors)  # the error cases ran on both
     return witness

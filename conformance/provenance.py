@@ -83,5 +83,8 @@ def header_lines(info: dict[str, Any]) -> list[str]:
     ]
     live, made = info["torch_live"], info["torch_fixtures"]
     if live != "absent" and made != "no fixtures" and live.split("+")[0] != made.split("+")[0]:
-        lines.append(f"  note: live torch {live} differs from the fixtures' torch {made}")
+        lines.append(
+            f"  note: live torch {live} differs from the fixtures' torch {made} "
+            "(`lstm-conformance torch-diff` lists what changed in nn.LSTM)"
+        )
     return lines

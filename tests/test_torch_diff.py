@@ -289,3 +289,17 @@ def test_regen_check_groups_the_changes_and_never_advises_overwriting_newer_fixt
     assert out.splitlines()[-1].endswith(
         "do not `lstm-conformance regen` with this older torch (see the advice above)"
     )
+
+
+@needs_torch
+def test_a_torch_below_the_supported_range_is_no_oracle(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    from conformance.torch_oracle import torch_available
+
+    monkeypatch.setattr(torch, "__version__", "2.5.1+cpu")
+    assert "torch 2.5.1+cpu is older than the oldest supported torch (2.6" in str(torch_available())
+    assert cli.main(["torch-diff"]) == 2
+    assert "older than the oldest supported torch" in capsys.readouterr().err
