@@ -17,7 +17,7 @@ ADAPTER_EXTRAS = {"onnxruntime": "onnx", "keras": "keras", "flax": "jax"}
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     session.install("-e", ".[ci]")  # the test extra with torch pinned to the fixtures' own
-    session.run("python", "-m", "pytest", *session.posargs)
+    session.run("python", "-m", "pytest", *(session.posargs or ["-n", "auto", "--dist", "loadscope"]))
 
 
 @nox.session(python=PYTHON)
