@@ -350,8 +350,8 @@ def _report(
     )
     if disagreeing:
         print(
-            f"\nthe oracles disagree on {len(disagreeing)} case(s): a change in torch, not a finding about "
-            "the implementation (`lstm-conformance torch-diff` groups them by cause)"
+            "\nwhere the oracles disagree (a change in torch, not a finding about the implementation; "
+            "`lstm-conformance torch-diff` groups them by cause):"
         )
         print("\n".join("  " + line for line in disagreeing))
     print("\n" + summary)

@@ -39,8 +39,9 @@ def implementation_version(spec: str, factory: Any = None) -> str:
 def live_torch() -> str:
     """The installed torch's full ``torch.__version__`` ("2.10.0+cu128": a CUDA wheel's
     distribution version lacks the "+cu128"), read without importing torch; "absent" if none."""
-    if "torch" in sys.modules:
-        return str(getattr(sys.modules["torch"], "__version__", "unknown"))
+    if "torch" in sys.modules:  # imported already (None: its import is blocked)
+        module = sys.modules["torch"]
+        return "absent" if module is None else str(getattr(module, "__version__", "unknown"))
     try:
         spec = importlib.util.find_spec("torch")
     except (ImportError, ValueError):
