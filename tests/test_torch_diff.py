@@ -303,3 +303,16 @@ def test_a_torch_below_the_supported_range_is_no_oracle(
     assert "torch 2.5.1+cpu is older than the oldest supported torch (2.6" in str(torch_available())
     assert cli.main(["torch-diff"]) == 2
     assert "older than the oldest supported torch" in capsys.readouterr().err
+
+
+def test_the_torch_versions_page_is_what_its_json_says_with_a_reproduction_per_change() -> None:
+    from conformance import torch_versions
+
+    columns = json.loads(torch_versions.DATA.read_text())
+    assert len(columns) >= 4
+    block, missing = torch_versions.render(list(columns.values()))
+    page = torch_versions.PAGE.read_text()
+    assert f"{torch_versions.BEGIN}\n{block}\n{torch_versions.END}" in page
+    assert missing == []
+    for _, _, repro in torch_versions.rows(list(columns.values())):
+        assert (torch_versions.PAGE.parent / "repro" / repro).is_file()
