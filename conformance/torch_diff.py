@@ -31,10 +31,9 @@ from .fixtures import FIXTURES_DIR, REGEN_COMMAND, FixtureError, FixtureStore, r
 
 Arrays = dict[str, np.ndarray]
 
-# Below this, the suite's torch oracle is not supported (the oldest torch docs/torch-versions.md
-# was made with); TESTED_UP_TO is the newest one it was made with.
+# Below this, torch is no oracle (the oldest torch docs/torch-versions.md was made with; the test
+# extra asks for torch>=2.6 too).
 MIN_TORCH = (2, 6)
-TESTED_UP_TO = (2, 14)
 
 
 def release(version: str) -> tuple[int, ...]:
@@ -88,12 +87,12 @@ def fixtures_side(store: FixtureStore) -> Side:
     return Side(fixtures_label(torch), torch, store.error_types(), store.manifest["cases"], load)
 
 
-def built_side(manifest: dict[str, Any], files: dict[str, bytes], label: str | None = None) -> Side:
+def built_side(manifest: dict[str, Any], files: dict[str, bytes]) -> Side:
     """What :func:`conformance.regen.build` made in memory (by live torch)."""
     torch = str(manifest["versions"]["torch"])
     cases = manifest["cases"]
     return Side(
-        label or live_label(torch),
+        live_label(torch),
         torch,
         dict(manifest["errors"]),
         cases,
@@ -161,21 +160,6 @@ class Diff:
     def changes(self) -> int:
         """Behaviour changes, each counted once (the dropout stream is one, whatever it touches)."""
         return len(self.exceptions) + bool(self.mask_cases) + len(self.beyond)
-
-    def cases(self) -> dict[str, str]:
-        """Every case id (``errors:<id>`` for error cases) on which the two sides disagree ->
-        what each says, both named with their versions (the run's flagged cases)."""
-        out: dict[str, str] = {}
-        for change in self.exceptions:
-            for case_id in change.ids:
-                out[case_id] = disagreement(self.old.label, change.old, self.new.label, change.new)
-        for case_id, drifts in self.beyond.items():
-            out[case_id] = (
-                f"{self.old.label} and {self.new.label} compute other values "
-                f"({', '.join(d.array for d in drifts[:3])}{', ...' if len(drifts) > 3 else ''} "
-                "beyond the drift tolerance)"
-            )
-        return out
 
 
 def _base_id(error_id: str) -> str:
