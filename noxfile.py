@@ -11,7 +11,15 @@ LINTERS = ("ruff==0.17.6", "mypy==2.4.1")  # pinned: new releases add rules
 # the fixtures' own (the ci extra's pin) and the newest tested
 TORCH_VERSIONS = ("2.6.0", "2.10.0", "2.13.0", "2.14.1")
 # the adapters whose libraries are not in the test extra: name -> the extra that installs them
-ADAPTER_EXTRAS = {"onnxruntime": "onnx", "keras": "keras", "flax": "jax"}
+ADAPTER_EXTRAS = {
+    "onnxruntime": "onnx",
+    "keras": "keras",
+    "flax": "jax",
+    "haiku": "haiku",
+    "tensorflow": "tensorflow",
+    "openvino": "openvino",
+    "paddle": "paddle",
+}
 
 
 @nox.session(python=PYTHON)

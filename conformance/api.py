@@ -3,9 +3,11 @@
 ``lstm-conformance --impl MODULE:ATTR`` (or ``pytest --lstm-impl MODULE:ATTR``) names an
 :data:`LSTMFactory`; everything it makes must satisfy :class:`LSTM`. Everything else is optional
 and found by name: a ``vjp`` method (:class:`SupportsVJP`, the ``gradients`` row), a
-``conformance_trace`` method (:class:`SupportsTrace`, failures localised to a gate), and three
+``conformance_trace`` method (:class:`SupportsTrace`, failures localised to a gate), and four
 class attributes (:class:`DeclaresUnsupported`, :class:`DeclaresCell`,
-:class:`DeclaresTolerance`). Nothing here has to be inherited: these are ``typing.Protocol``\\ s,
+:class:`DeclaresTolerance`, :class:`DeclaresVersion`). The building blocks of an adapter
+(stacking a library's layers, packed <-> padded with lengths, gate order, the version string)
+are :mod:`conformance.toolkit`, also importable from here as ``api.toolkit``. Nothing here has to be inherited: these are ``typing.Protocol``\\ s,
 so a class conforms by having the members, and mypy can check it::
 
     from conformance import api
@@ -26,11 +28,14 @@ import numpy as np
 
 from lstm_ref import PackedSequence
 
+from . import toolkit
+
 __all__ = [
     "LSTM",
     "DeclaresCell",
     "DeclaresTolerance",
     "DeclaresUnsupported",
+    "DeclaresVersion",
     "HiddenState",
     "Internals",
     "LSTMCell",
@@ -38,6 +43,7 @@ __all__ = [
     "LSTMFactory",
     "SupportsTrace",
     "SupportsVJP",
+    "toolkit",
 ]
 
 HiddenState: TypeAlias = tuple[np.ndarray, np.ndarray]
@@ -181,6 +187,16 @@ class DeclaresTolerance(Protocol):
     the report JSON (``default_ratio``) and the verdict line."""
 
     conformance_tolerance: ClassVar[Mapping[str, tuple[float, float]]]
+
+
+class DeclaresVersion(Protocol):
+    """Optional class attribute: the versions of what does the work, e.g. ``"mylib 1.2,
+    jax 0.10.2"`` (``toolkit.library_versions("mylib", "jax")`` makes it). It is the
+    implementation's version in every report's provenance and in the matrix; without it the
+    suite looks for ``__version__`` of the module's top-level package, then for the installed
+    distribution that provides it, else shows "unknown"."""
+
+    conformance_version: ClassVar[str]
 
 
 if TYPE_CHECKING:  # mypy proves that the reference meets the contract documented here

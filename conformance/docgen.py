@@ -171,8 +171,13 @@ def rows_table(run: Run) -> str:
 
 
 def _list_ids(full: bool) -> list[str]:
+    """The case ids --list prints (not its suite items: error cases and suite-level checks)."""
+    from .rows import suite_checks
+
+    suite = {check.name for check in suite_checks()}
     out = run_cli(["--list", *(["--full"] if full else [])], report=False).stdout.splitlines()
-    return [line.split()[0] for line in out[:-1] if line.strip()]
+    ids = [line.split()[0] for line in out[:-1] if line.strip()]
+    return [i for i in ids if i not in suite and not i.startswith("errors:")]
 
 
 def counts(run: Run) -> str:

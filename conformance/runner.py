@@ -7,7 +7,6 @@ the table and reports are made from the results by ``report.py``.
 from __future__ import annotations
 
 import fnmatch
-import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -17,6 +16,7 @@ from .fixtures import FixtureError
 from .harness import Arrays, CheckSkipped, Context, SuiteContext
 from .impls import Impl
 from .oracles import Oracle
+from .remote import safe_str
 from .rows import CaseCheck, SuiteCheck, case_checks, suite_checks
 from .torch_oracle import with_exact_expectations
 
@@ -49,6 +49,7 @@ class Task:
     oracle: str = ""  # the suite check's oracle ("self" for none)
     pattern: str | None = None  # --case, selecting a suite check's items
     resume_after: str = ""  # a suite check resumed after the item its last worker crashed in
+    items: frozenset[str] | None = None  # a suite check's items this task runs (a shard's); None: all
 
     @property
     def rows(self) -> tuple[str, ...]:
@@ -101,7 +102,7 @@ def declared_reason(impl: Impl, rows: tuple[str, ...]) -> str | None:
 
 def first_line(exc: BaseException) -> str:
     """``Type: first line of the message`` (JAX, for one, appends pages of notes)."""
-    lines = str(exc).strip().splitlines()
+    lines = safe_str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
@@ -178,7 +179,7 @@ def run_check(
         return result("fail", f"FixtureError: {exc}")
     except Exception as exc:
         failed = result("fail", "raised " + first_line(exc))
-        failed.detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        failed.detail = f"{type(exc).__name__}: {safe_str(exc)}".strip()
         return failed
     passed = result("pass", max_abs=agreement.max_abs, ratio=agreement.ratio)
     passed.max_abs_vs_torch32 = agreement.max_abs_vs_torch32
@@ -271,11 +272,29 @@ def _execute_suite(impl: Impl, task: Task, payload: Payload) -> Iterator[Result 
         if skipping:
             skipping = item.id != task.resume_after
             continue
-        if not task.pattern or fnmatch.fnmatchcase(item.id, task.pattern):
+        if (not task.pattern or fnmatch.fnmatchcase(item.id, task.pattern)) and (
+            task.items is None or item.id in task.items
+        ):
             yield suite_item_label(check.name, item.id)
             yield run_check(
                 impl, check.name, item.id, task.oracle, rows, item.run, (*check.needs, *item.needs)
             )
+
+
+def suite_items(pattern: str | None, dtype: str = "float64") -> dict[str, tuple[str, ...]]:
+    """The suite checks' items a run with ``--case pattern`` runs (for an implementation whose
+    suite checks run in ``dtype``), each with the rows it counts towards."""
+
+    def unused(*args: object, **kwargs: object) -> None:
+        raise AssertionError("listing items calls nothing")
+
+    ctx = SuiteContext(unused, {} if dtype == "float64" else {"float64": ""}, dict)
+    selected: dict[str, tuple[str, ...]] = {}
+    for check in suite_checks():
+        for item in check.items(ctx):
+            if not pattern or fnmatch.fnmatchcase(item.id, pattern):
+                selected[item.id] = (*selected.get(item.id, ()), check.name)
+    return selected
 
 
 def suite_item_label(check: str, item: str) -> str:

@@ -68,9 +68,20 @@ def test_torch_quantized_passes_at_a_declared_tolerance(tmp_path: Path) -> None:
     assert statuses(rows, "whole_sequence", "stepwise", "cell") == dict.fromkeys(
         ("whole_sequence", "stepwise", "cell"), "pass"
     )
-    for declared in ("float64", "complex64", "proj_size", "no_bias", "unbatched"):
+    for declared in ("float64", "complex64", "proj_size", "no_bias", "unbatched", "gradients"):
         assert rows[declared]["notes"][0].startswith("(declared: quantized dynamic LSTM"), declared
-    assert "no vjp method" in " ".join(rows["gradients"]["notes"])
+
+
+def test_torch_quantized_has_no_backward_as_declared() -> None:
+    import torch
+
+    from conformance.adapters.torch_quantized import quantize
+
+    x = torch.randn(5, 2, 3, requires_grad=True)
+    out, _ = quantize(torch.nn.LSTM(3, 4))(x)
+    with pytest.warns(UserWarning, match="aten::quantized_lstm: an autograd kernel was not registered"):
+        out.sum().backward()
+    assert x.grad is None
 
 
 def test_torch_compile_runs_compiled_code(tmp_path: Path) -> None:
@@ -89,6 +100,40 @@ def test_torch_compile_refuses_to_answer_without_a_compiled_graph(monkeypatch: p
     model = torch_compile.TorchCompileLSTM(input_size=3, hidden_size=4, dtype=np.float32, seed=0).eval()
     with pytest.raises(torch_compile.NotCompiledError):
         model(np.zeros((5, 2, 3), np.float32))
+
+
+def test_torch_compile_backward_runs_compiled_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    """vjp is torch.autograd.grad through Inductor's compiled backward graph: a vjp whose
+    backward graph does not count (as if compiled elsewhere) is refused, and the counted one
+    equals eager torch.autograd's (the smallest model: each compile costs seconds)."""
+    from conformance.adapters import torch_compile
+    from conformance.torch_adapter import TorchLSTM
+
+    config = dict(input_size=2, hidden_size=2, dtype=np.float64, seed=0)
+    rng = np.random.default_rng(0)
+    x, grad_out, grad_h, grad_c = (
+        rng.standard_normal(s) for s in ((3, 1, 2), (3, 1, 2), (1, 1, 2), (1, 1, 2))
+    )
+    # the backward graph compiled without its calls counted
+    monkeypatch.setattr(torch_compile.CountingInductor, "_inner_compile", _compile_fx_inner)
+    with pytest.raises(torch_compile.NotCompiledError, match="backward"):
+        torch_compile.TorchCompileLSTM(**config).eval().vjp(x, None, grad_out, grad_h, grad_c)
+    monkeypatch.undo()
+    model = torch_compile.TorchCompileLSTM(**config).eval()
+    got = model.vjp(x, None, grad_out, grad_h, grad_c)
+    assert model.backend.backward_calls == 1
+    eager = TorchLSTM(**config).eval()
+    eager.load_state_dict(model.state_dict())
+    want = eager.vjp(x, None, grad_out, grad_h, grad_c)
+    assert sorted(got) == sorted(want)
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-12, atol=1e-14, err_msg=name)
+
+
+def _compile_fx_inner(self: Any, gm: Any, example_inputs: Any, **kwargs: Any) -> Any:
+    from torch._inductor.compile_fx import compile_fx_inner
+
+    return compile_fx_inner(gm, example_inputs, **kwargs)
 
 
 def test_torch_cuda_without_cuda_stops_with_one_line() -> None:

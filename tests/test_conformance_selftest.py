@@ -88,6 +88,29 @@ def test_stacking_bug_is_located_between_layers() -> None:
     assert "Every layer matches when run alone" in forward.message
 
 
+def test_deeper_layer_bug_is_located_inside_the_stack() -> None:
+    """Layer 1's reverse o gate is wrong only where layer 1 sits in a stack: rebuilt alone as a
+    one-layer model it is right, so the stack cut after layer 1 names it."""
+    impl = load_impl("tests.broken_impls:ReverseOGateDeepLayers")
+    case_id = "L3-bi-bf-p3-nobias-batched-hx-f32-eval"
+    results = runner.run_all(runner.jobs_for(impl, make_oracles("fixtures"), pattern=case_id))
+    forward = next(r for r in results if r.check == "forward")
+    assert forward.status == "fail"
+    assert "but inside the stack layer 1 diverges" in forward.message
+    assert "layer 1, direction 1 (reverse), time step 5, gate/state 'o'" in forward.message
+
+
+def test_broken_gates_are_not_judged_as_a_dropout_bug() -> None:
+    """Swapped i/f gates shut every unit of the wired layer: not a dropout bug."""
+    for name in ("InputForgetGatesSwapped", "WrongGateOrder"):
+        impl = load_impl(f"tests.broken_impls:{name}")
+        (result,) = runner.run_all(
+            runner.jobs_for(impl, make_oracles("fixtures"), pattern="dropout_statistics")
+        )
+        assert result.status == "skip", result.message
+        assert result.message.startswith("not judged: forward fails on this configuration without dropout")
+
+
 # -- correct implementations pass ----------------------------------------------------------------
 
 

@@ -22,8 +22,8 @@ import numpy as np
 import lstm_ref
 from lstm_ref.layout import GATES, dropout_noise, gate_rows, param_suffix
 
+from ..toolkit import StackedLSTM, repack, split_hx
 from . import require, versions
-from .stacking import StackedLSTM, repack, split_hx
 
 require("flax", "jax", "flax")
 
@@ -33,15 +33,19 @@ jax.config.update("jax_enable_x64", True)  # type: ignore[no-untyped-call]
 
 from flax import nnx  # noqa: E402
 
+from .jax_autodiff import padded_vjp  # noqa: E402
+
 
 def to_numpy(value: Any) -> np.ndarray:
     return np.array(value)
 
 
-@nnx.jit(static_argnames=("time_major",))  # type: ignore[untyped-decorator]  # flax absent: Any
-def _run_layer(rnn: Any, x: Any, carry: Any, seq_lengths: Any, time_major: bool) -> Any:
+def _call_layer(rnn: Any, x: Any, carry: Any, seq_lengths: Any, time_major: bool) -> Any:
     """One Flax layer (RNN or Bidirectional), returning (carry, outputs)."""
     return rnn(x, initial_carry=carry, seq_lengths=seq_lengths, time_major=time_major, return_carry=True)
+
+
+_run_layer = nnx.jit(_call_layer, static_argnames=("time_major",))  # as a Flax user runs it
 
 
 def _cells(rnn: Any) -> list[Any]:
@@ -52,11 +56,38 @@ def _cells(rnn: Any) -> list[Any]:
     return [layer.cell]
 
 
-def _summed_bias(state: dict[str, np.ndarray], suffix: str, like: np.ndarray) -> np.ndarray:
-    """Flax's one bias: torch's two summed, or zeros for bias=False."""
-    if "bias_ih" + suffix not in state:
-        return np.zeros(like.shape[0], like.dtype)
-    return np.asarray(state["bias_ih" + suffix] + state["bias_hh" + suffix])
+def _flax_weights(state: dict[str, Any], layer: int, direction: int) -> dict[tuple[str, str], Any]:
+    """One direction's torch-named weights (NumPy, or JAX tracers for vjp) as its cell's:
+    kernels transposed, Flax's one bias = torch's two summed, or zeros for bias=False."""
+    s = param_suffix(layer, direction)
+    w_ih, w_hh = jax.numpy.asarray(state["weight_ih" + s]), jax.numpy.asarray(state["weight_hh" + s])
+    if "bias_ih" + s in state:
+        bias = jax.numpy.asarray(state["bias_ih" + s] + state["bias_hh" + s])
+    else:
+        bias = jax.numpy.zeros(w_hh.shape[0], w_hh.dtype)
+    return {("dense_i", "kernel"): w_ih.T, ("dense_h", "kernel"): w_hh.T, ("dense_h", "bias"): bias}
+
+
+def _load(rnn: Any, state: dict[str, Any], layer: int) -> None:
+    """torch-named weights into one Flax layer's cells."""
+    for direction, cell in enumerate(_cells(rnn)):
+        for (linear, name), value in _flax_weights(state, layer, direction).items():
+            getattr(getattr(cell, linear), name).value = value
+
+
+def _with_weights(rnn: Any, state: dict[str, Any], layer: int) -> Any:
+    """A copy of one Flax layer holding torch-named weights, made functionally (split, new
+    values, merge: Flax refuses to mutate a Variable inside jax.vjp's trace)."""
+    graphdef, variables = nnx.split(rnn)
+    prefixes = ("['forward_rnn']", "['backward_rnn']") if isinstance(rnn, nnx.Bidirectional) else ("",)
+    new = {
+        f"{prefix}['cell']['{linear}']['{name}'].value": value
+        for direction, prefix in enumerate(prefixes)
+        for (linear, name), value in _flax_weights(state, layer, direction).items()
+    }
+    keystr = jax.tree_util.keystr
+    variables = jax.tree_util.tree_map_with_path(lambda p, leaf: new.get(keystr(p), leaf), variables)
+    return nnx.merge(graphdef, variables)
 
 
 class FlaxLSTM(StackedLSTM):
@@ -98,12 +129,7 @@ class FlaxLSTM(StackedLSTM):
 
     def _assign_weights(self) -> None:
         for layer, rnn in enumerate(self.layers):
-            for direction, cell in enumerate(_cells(rnn)):
-                s = param_suffix(layer, direction)
-                w_ih, w_hh = self._state["weight_ih" + s], self._state["weight_hh" + s]
-                cell.dense_i.kernel.value = jax.numpy.asarray(w_ih.T)
-                cell.dense_h.kernel.value = jax.numpy.asarray(w_hh.T)
-                cell.dense_h.bias.value = jax.numpy.asarray(_summed_bias(self._state, s, w_hh))
+            _load(rnn, self._state, layer)
 
     def _carries(self, hx: Any) -> list[Any] | None:
         """torch's (D*layers, [N,] H) pair as Flax's carries ``(c, h)``, per layer."""
@@ -132,12 +158,16 @@ class FlaxLSTM(StackedLSTM):
             noise.append(dropout_noise(keep, float(self.p), self.dtype))
         return noise
 
-    def _run(self, x: Any, carries: Any, lengths: Any, time_major: bool, noise: Any) -> Any:
-        """Flax's layers one after the other, with dropout between them."""
+    def _run(
+        self, x: Any, carries: Any, lengths: Any, time_major: bool, noise: Any, layers: Any = None
+    ) -> Any:
+        """Flax's layers one after the other, with dropout between them (``layers``: the
+        vjp's copies, called without nnx.jit inside jax.vjp's trace)."""
         finals = []
-        for layer, rnn in enumerate(self.layers):
+        for layer, rnn in enumerate(self.layers if layers is None else layers):
             carry = None if carries is None else carries[layer]
-            final, out = _run_layer(rnn, x, carry, lengths, time_major)
+            run = _run_layer if layers is None else _call_layer
+            final, out = run(rnn, x, carry, lengths, time_major)
             finals += list(final) if self.bidirectional else [final]
             x = out
             if layer < self.num_layers - 1:
@@ -161,6 +191,33 @@ class FlaxLSTM(StackedLSTM):
         c_n = np.stack([to_numpy(c) for c, _ in finals])
         out = to_numpy(out)
         return (repack(out, input) if packed else out), (h_n, c_n)
+
+    def vjp(
+        self,
+        input: Any,
+        hx: Any,
+        grad_output: Any,
+        grad_h_n: Any = None,
+        grad_c_n: Any = None,
+        *,
+        dropout_masks: Sequence[Any] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """jax.vjp of this forward, with the weights under torch's names as arguments."""
+        upstream = (grad_output, grad_h_n, grad_c_n)
+        return padded_vjp(self, self._forward_of_weights, input, hx, upstream, dropout_masks)
+
+    def _forward_of_weights(self, x: Any, h0: Any, c0: Any, weights: Any, lengths: Any, noise: Any) -> Any:
+        """``_run`` on time-major padded input, on copies of the layers (made inside the trace)
+        holding ``weights``; returns the output and the stacked ``h_n``, ``c_n``."""
+        d = 1 + self.bidirectional
+        carries = []
+        for layer in range(self.num_layers):
+            per_dir = [(c0[k], h0[k]) for k in range(layer * d, (layer + 1) * d)]
+            carries.append(tuple(per_dir) if self.bidirectional else per_dir[0])
+        layers = [_with_weights(rnn, weights, layer) for layer, rnn in enumerate(self.layers)]
+        out, finals = self._run(x, carries, lengths, True, noise, layers)
+        stack = jax.numpy.stack
+        return out, stack([h for _, h in finals]), stack([c for c, _ in finals])
 
 
 class FlaxLSTMCell:
