@@ -9,6 +9,7 @@ lstm-conformance regen [--check]
 lstm-conformance export DIR [--fixtures DIR]
 lstm-conformance matrix [--impls NAME,...]   (docs/compatibility.md)
 lstm-conformance torch-diff [--against DIR]   (docs/torch-versions.md)
+lstm-conformance explore [--impl X] [--examples N] [--seconds S] [--seed N]   (docs/rows.md)
 """
 
 from __future__ import annotations
@@ -115,6 +116,13 @@ def _parser() -> argparse.ArgumentParser:
         help="run the K-th of N parts of the selection, split evenly by expected cost "
         "('lstm-conformance merge' joins the parts' --report files)",
     )
+    p.add_argument(
+        "--case-spec",
+        metavar="FILE.json",
+        type=Path,
+        help="run exactly the case in FILE (as `lstm-conformance explore` writes it) against live torch "
+        "(without torch: lstm_ref in 64 bits)",
+    )
     return p
 
 
@@ -177,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
         from .shards import main_merge
 
         return main_merge(argv[1:])
+    if argv[:1] == ["explore"]:  # a property-based search that shrinks (explore.py)
+        from .explore import main_explore
+
+        return main_explore(argv[1:])
     args = _parser().parse_args(argv)
     problem = usage_problem(args)
     if problem:  # before anything runs: one line, exit 2
@@ -192,6 +204,14 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.case_spec:
+        from .explore import read_spec
+
+        try:
+            args.spec_cases = [read_spec(args.case_spec)]
+        except ValueError as exc:
+            print(f"lstm-conformance: {exc}", file=sys.stderr)
+            return 2
     if args.list:
         return _list(args)
     try:
@@ -224,13 +244,37 @@ def usage_problem(args: argparse.Namespace) -> str | None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    """The cases and suite items a run with the same options would run, with their rows."""
+    """The cases and suite items a run with the same options would run, with their rows: the
+    implementation's declarations (read in a worker, as a run does) complete the default set
+    over what it supports (selection.py)."""
+    from .explore import WorkerRunner
+    from .selection import uncovered
+
     oracles = make_oracles(args.oracle, args.fixtures)
     with_torch = any(o.name == "torch" and not o.skip_reason for o in oracles)
-    cases = runner.select_cases(args.full, args.case, with_torch)
+    unsupported: dict[str, str] = {}
+    if args.impl != DEFAULT_IMPL:
+        worker = WorkerRunner(args.impl, args.timeout)
+        info, problem = worker.start()
+        worker.close()
+        if info is None:
+            print(f"lstm-conformance --list: {problem}", file=sys.stderr)
+            return 1
+        unsupported = info.unsupported
+    spec_cases = getattr(args, "spec_cases", None)
+    cases = spec_cases or runner.select_cases(args.full, args.case, with_torch, unsupported)
+    if unsupported:  # comment lines first: the case lines and the count stay easy to parse
+        print(f"# {args.impl} declares unsupported: {', '.join(unsupported)}")
+    if not args.full and not args.case and not spec_cases:
+        left = uncovered(unsupported, cases)
+        print(
+            "# every supported pair of option values and form x direction x dtype triple is covered"
+            if not left
+            else f"# {left} supported pairs/triples are not covered: they need live torch (cases beyond the fixtures)"
+        )
     for case in cases:
         print(f"{case.id:55} {' '.join(case.features())}")
-    items = runner.suite_items(args.case)
+    items = {} if spec_cases else runner.suite_items(args.case)
     for item, rows in items.items():
         print(f"{item:55} {' '.join(rows)}")
     n_errors = sum(item.startswith("errors:") for item in items)
@@ -270,7 +314,7 @@ def _jobs(
 ) -> tuple[list[runner.Job], dict[str, Any]]:
     """The run's jobs: the selection, or with --shard this shard's part of it (and what the
     report records about the split)."""
-    jobs = runner.jobs_for(impl, oracles, full=args.full, pattern=args.case)
+    jobs = runner.jobs_for(impl, oracles, args.full, args.case, getattr(args, "spec_cases", None))
     if not args.shard:
         return jobs, {}
     part = shards.select(jobs, impl, args.shard)
@@ -288,6 +332,8 @@ def _rerun_extra(args: argparse.Namespace) -> str:
         extra += f" --timeout {args.timeout:g}"
     if args.isolate != "shared":
         extra += f" --isolate {args.isolate}"
+    if getattr(args, "case_spec", None):
+        extra += f" --case-spec {args.case_spec}"
     return extra
 
 
@@ -419,8 +465,13 @@ def run(args: argparse.Namespace, argv: list[str], expectations: list[Expectatio
     oracles, fixture_problem, fixtures_made = _fixture_oracle_problem(
         make_oracles(args.oracle, args.fixtures)
     )
+    if getattr(args, "spec_cases", None):  # a spec's case is in no fixture: live torch, or lstm_ref-f64
+        from .explore import spec_oracle
+
+        oracles, fixture_problem = [spec_oracle()], None
     selected = len(
-        runner.select_cases(
+        getattr(args, "spec_cases", None)
+        or runner.select_cases(
             args.full, args.case, any(o.name == "torch" and not o.skip_reason for o in oracles)
         )
     )

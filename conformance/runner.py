@@ -7,7 +7,7 @@ the table and reports are made from the results by ``report.py``.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 
 from .cases import Case, all_cases, random_cases
@@ -18,6 +18,7 @@ from .impls import Impl
 from .oracles import Oracle
 from .remote import safe_str
 from .rows import CaseCheck, SuiteCheck, case_checks, suite_checks
+from .selection import default_cases
 from .torch_oracle import with_exact_expectations
 
 RANDOM_CASES = 8  # extra random configurations checked against live torch in a default run
@@ -81,10 +82,13 @@ class Job:
         return [r for r in execute(self.impl, self.task, self.prepare()) if isinstance(r, Result)]
 
 
-def select_cases(full: bool, pattern: str | None, with_torch: bool) -> list[Case]:
-    """The run's cases: the default set (or the whole product with ``full``), plus random ones
-    when live torch can judge them; ``pattern`` (fnmatch on ids) selects among those."""
-    cases = all_cases(full)
+def select_cases(
+    full: bool, pattern: str | None, with_torch: bool, unsupported: Collection[str] = ()
+) -> list[Case]:
+    """The run's cases: the default set completed over what the implementation supports
+    (``selection.py``), or the whole product with ``full``, plus random ones when live torch
+    can judge them; ``pattern`` (fnmatch on ids) selects among those."""
+    cases = all_cases(full) if full else default_cases(unsupported, with_torch)
     if with_torch or pattern:
         cases += random_cases(RANDOM_CASES)
     if pattern:
@@ -386,9 +390,20 @@ def suite_jobs(impl: Impl, oracles: list[Oracle], pattern: str | None) -> list[J
     return jobs
 
 
-def jobs_for(impl: Impl, oracles: list[Oracle], full: bool = False, pattern: str | None = None) -> list[Job]:
+def jobs_for(
+    impl: Impl,
+    oracles: list[Oracle],
+    full: bool = False,
+    pattern: str | None = None,
+    cases: list[Case] | None = None,
+) -> list[Job]:
+    """The run's jobs; ``cases`` (a --case-spec's) replaces the selection and its suite checks."""
+    if cases is not None:
+        return [
+            case_job(impl, c, oracles) for c in cases if not pattern or fnmatch.fnmatchcase(c.id, pattern)
+        ]
     with_torch = any(o.name == "torch" and not o.skip_reason for o in oracles)
-    cases = select_cases(full, pattern, with_torch)
+    cases = select_cases(full, pattern, with_torch, impl.unsupported)
     return [case_job(impl, c, oracles) for c in cases] + suite_jobs(impl, oracles, pattern)
 
 

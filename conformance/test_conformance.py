@@ -82,3 +82,24 @@ else:
     )
     def test_random_configs_against_torch() -> None:
         pass
+
+
+# -- lstm-conformance explore under pytest (--lstm-explore N) -----------------------------------------
+
+
+def test_explore(pytestconfig: Any) -> None:
+    """The property-based search of `lstm-conformance explore`, N examples, through a worker."""
+    import io
+
+    from conformance.explore import main_explore
+
+    examples = pytestconfig.getoption("lstm_explore")
+    if not examples:
+        pytest.skip("explore: not requested (--lstm-explore N)")
+    argv = ["--impl", pytestconfig.getoption("lstm_impl"), "--examples", str(examples)]
+    seed = pytestconfig.getoption("lstm_explore_seed")
+    argv += [] if seed is None else ["--seed", str(seed)]
+    out = io.StringIO()
+    if main_explore(argv, out=out) != 0:
+        pytest.fail(out.getvalue(), pytrace=False)
+    print(out.getvalue())
