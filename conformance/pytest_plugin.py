@@ -168,7 +168,11 @@ def suite_jobs(config: pytest.Config, marker: pytest.Mark | None = None) -> list
         raise pytest.UsageError(problem)
     extra = (f" --fixtures {fixtures}" if fixtures else "") + (" --full" if full else "")
     oracles = make_oracles(oracle, Path(fixtures) if fixtures else None)
-    return runner.jobs_for(Impl(spec, _not_here, rerun_extra=extra), oracles, full=full)
+    # the selection is made for what the implementation declares (as the CLI makes it), so its
+    # worker starts now; one that cannot start fails each test with why (run_job)
+    pool, _ = _worker_pool(spec, extra)
+    impl = pool.impl if pool is not None and pool.impl is not None else None
+    return runner.jobs_for(impl or Impl(spec, _not_here, rerun_extra=extra), oracles, full=full)
 
 
 def _not_here(*args: Any, **kwargs: Any) -> Any:
@@ -204,16 +208,21 @@ def check_job(job: runner.Job) -> None:
         pytest.skip("; ".join(sorted({r.message for r in results})))
 
 
+def _worker_pool(spec: str, rerun_extra: str) -> tuple[Any, str]:
+    """This pytest process's worker for ``spec`` (started on first use), or None and why not."""
+    from .workers import Pool
+
+    if spec not in _pools:
+        pool = Pool(spec, rerun_extra, 1, _timeout, fresh=False)
+        info, problem = pool.start()
+        _pools[spec] = (pool if info is not None else None, problem)
+    return _pools[spec]
+
+
 def run_job(job: runner.Job) -> list[runner.Result]:
     """The job's results, its implementation run in this pytest process's worker (started on
     first use, replaced after a crash); the checks run here."""
-    from .workers import Pool
-
-    if job.spec not in _pools:
-        pool = Pool(job.spec, job.impl.rerun_extra if job.impl else "", 1, _timeout, fresh=False)
-        info, problem = pool.start()
-        _pools[job.spec] = (pool if info is not None else None, problem)
-    pool, problem = _pools[job.spec]
+    pool, problem = _worker_pool(job.spec, job.impl.rerun_extra if job.impl else "")
     if pool is None:
         pytest.fail(f"{job.spec}: the implementation cannot be used: {problem}", pytrace=False)
     run = pool.run([job], lambda j: j.prepare(), lambda j, done: None, keep=True)

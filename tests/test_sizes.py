@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,6 +90,23 @@ def test_list_shows_the_selection_for_a_declaring_implementation(oracle: str) ->
     assert any("-nobias-" in i and "-p3-" not in i for i in runnable), ids
     assert "declares unsupported: complex64, complex128, float64, proj_size" in proc.stdout
     assert "form x direction x dtype triple is covered" in proc.stdout
+
+
+def test_pytest_selects_what_the_cli_lists_for_a_declaring_implementation() -> None:
+    """Under pytest the selection is made for the implementation's declarations too: the same
+    cases as the CLI's --list (the plugin asks its worker what is declared before collecting)."""
+    impl, oracle = "tests.size_broken_impls:FusedFloat32", "fixtures"
+    listed = run_cli("--impl", impl, "--list", "--oracle", oracle).stdout.splitlines()
+    cases = {line.split()[0] for line in listed if re.match(r"[A-Za-z]\S*-\S+ ", line)}
+    cases = {c for c in cases if not c.startswith("errors:")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--pyargs", "conformance", "--collect-only",
+         "-q", "--lstm-impl", impl, "--lstm-oracle", oracle],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    collected = set(re.findall(r"test_conformance\[([^\]]+)\]", proc.stdout))
+    assert cases and cases <= collected, sorted(cases - collected)
+    assert any(re.search(r"-bi-.*packed_sorted-.*-f32-", c) for c in collected)
 
 
 # -- explore -------------------------------------------------------------------------------------
