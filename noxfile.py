@@ -8,13 +8,21 @@ nox.options.sessions = ["tests", "lint"]
 PYTHON = "3.11"
 LINTERS = ("ruff==0.17.6", "mypy==2.4.1")  # pinned: new releases add rules
 # the adapters whose libraries are not in the test extra: name -> the extra that installs them
-ADAPTER_EXTRAS = {"onnxruntime": "onnx", "keras": "keras", "flax": "jax", "haiku": "haiku"}
+ADAPTER_EXTRAS = {
+    "onnxruntime": "onnx",
+    "keras": "keras",
+    "flax": "jax",
+    "haiku": "haiku",
+    "tensorflow": "tensorflow",
+    "openvino": "openvino",
+    "paddle": "paddle",
+}
 
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     session.install("-e", ".[test]")
-    session.run("python", "-m", "pytest", *session.posargs)
+    session.run("python", "-m", "pytest", *(session.posargs or ["-n", "auto", "--dist", "loadscope"]))
 
 
 @nox.session(python=PYTHON)

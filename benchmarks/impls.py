@@ -201,6 +201,9 @@ def set_threads(threads: int) -> Any:
 
     configure_xla(threads)
     configure_onnxruntime(threads)
+    # TensorFlow reads these when it starts its thread pools (the tensorflow adapter, keras on it)
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
     torch.set_num_threads(threads)
     return threadpool_limits(limits=threads)
 

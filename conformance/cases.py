@@ -11,6 +11,7 @@ always fed exactly the arrays the oracle saw.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import zlib
 from dataclasses import asdict, dataclass, field, replace
@@ -38,6 +39,8 @@ DTYPE_SHORT = {"float32": "f32", "float64": "f64", "complex64": "c64", "complex1
 DEFAULT_DROPOUT = 0.4
 # Packed batches: ties, a length-1 sequence and a full-length one (L = 6).
 PACKED_LENGTHS = {"packed_sorted": (6, 4, 4, 1), "packed_unsorted": (4, 6, 1, 4)}
+# Weight matrices with more input features than this are scaled by sqrt(16 / fan-in).
+FAN_IN_UNSCALED = 16
 
 
 @dataclass(frozen=True)
@@ -110,8 +113,29 @@ class Case:
         if self.form == "unbatched":
             return 1
         if self.packed:
-            return len(PACKED_LENGTHS[self.form])
+            return len(self.lengths)
         return self.batch
+
+    @property
+    def lengths(self) -> tuple[int, ...]:
+        """A packed case's sequence lengths: PACKED_LENGTHS at 6 steps; else ``batch``
+        sequences from ``steps`` down to 1 with one tie (unsorted: neighbours swapped)."""
+        if self.steps == 6 or not self.packed:
+            return PACKED_LENGTHS.get(self.form, ())
+        n, top = max(self.batch, 1), self.steps
+        down = [top - (b * (top - 1)) // max(n - 1, 1) for b in range(n)]
+        if n >= 4:
+            down[2] = down[1]  # a tie
+        if self.form == "packed_unsorted":
+            for b in range(0, n - 1, 2):
+                down[b], down[b + 1] = down[b + 1], down[b]
+        return tuple(down)
+
+    @property
+    def stores_outputs_only(self) -> bool:
+        """Size cases: their fixtures hold the expected outputs only; inputs and weights are
+        regenerated from the seed and checked against a hash (docs/fixtures.md)."""
+        return "sizes" in self.tags
 
     def config(self) -> dict[str, Any]:
         """Constructor keywords of lstm_ref.LSTM's API (dtype as a NumPy dtype)."""
@@ -170,13 +194,17 @@ class Case:
         data: dict[str, np.ndarray] = {}
         for name, shape in param_shapes(self).items():
             data["w." + name] = _draw(rng, shape, dt, low=-0.7, high=0.7)
+            if len(shape) == 2 and shape[1] > FAN_IN_UNSCALED:
+                # wide layers: scaled by fan-in (as torch's own init) so the gates stay out of
+                # saturation, where a wrong unit would hide (docs/rows.md, "Tolerances")
+                data["w." + name] *= np.sqrt(FAN_IN_UNSCALED / shape[1])
         if self.probe:
             PROBES[self.probe](self, data)
         steps, batch = self.steps, self.batch_size
         if self.form == "unbatched":
             x = _draw(rng, (steps, self.input_size), dt)
         elif self.packed:
-            data["lengths"] = np.asarray(PACKED_LENGTHS[self.form], dtype=np.int64)
+            data["lengths"] = np.asarray(self.lengths, dtype=np.int64)
             x = _draw(rng, (steps, batch, self.input_size), dt)
             for b, n in enumerate(data["lengths"]):
                 x[n:, b] = 1e3  # padding: never part of the packed data
@@ -357,11 +385,16 @@ def pairwise(factors: dict[str, tuple[Any, ...]]) -> list[dict[str, Any]]:
     return rows
 
 
+@functools.cache
+def _default_pairs() -> tuple[dict[str, Any], ...]:
+    return tuple(pairwise(FACTORS))  # half a second: made once per process
+
+
 def matrix_cases(full: bool = False) -> list[Case]:
     combos = (
         [dict(zip(FACTORS, values, strict=True)) for values in itertools.product(*FACTORS.values())]
         if full
-        else pairwise(FACTORS)
+        else _default_pairs()
     )
     return [Case(**c) for c in combos]
 
@@ -430,7 +463,79 @@ def named_cases() -> list[Case]:
         Case(name="edge-one-step", steps=1, num_layers=2, hx=True),
         Case(name="edge-complex128-proj", dtype="complex128", proj_size=2, bidirectional=True, hx=True),
     ]
+    cases += size_cases()
     return cases + float32_twins(cases)
+
+
+def size_cases() -> list[Case]:
+    """Sizes on both sides of the widths kernels block by (4/8/16 SIMD lanes, 32/64/128 GEMM
+    and GPU tiles, 64/128-step chunks): exact multiples and one past them, input smaller,
+    equal and larger than hidden, a batched batch of one (why these: docs/rows.md, "Sizes").
+    All eval mode (their fixtures store outputs only, and a mask needs torch's RNG)."""
+
+    def size(name: str, **options: Any) -> Case:
+        return Case(name=f"size-{name}", tags=("sizes",), **options)
+
+    return [
+        # exact multiples of every lane and tile width: the full-block paths alone
+        size("h32-i32-b16", hidden_size=32, input_size=32, batch=16, steps=5, hx=True),
+        # one past a block everywhere: H 32+1, I 16+1 (I < H), batch 8+1
+        size("h33-i17-b9-bf", hidden_size=33, input_size=17, batch=9, steps=5, batch_first=True),
+        # I > H: H a whole 64-tile, I 128+1, batch 16+1; bidirectional without bias
+        size(
+            "h64-i129-b17-bi-nobias",
+            hidden_size=64,
+            input_size=129,
+            batch=17,
+            steps=2,
+            bidirectional=True,
+            bias=False,
+        ),
+        # H 128+1 projected to 31 (layer 1 reads 2 * 31 = 62 features), two bidirectional layers
+        size(
+            "h129-p31-i20-L2-bi",
+            hidden_size=129,
+            proj_size=31,
+            input_size=20,
+            num_layers=2,
+            bidirectional=True,
+            batch=3,
+            steps=4,
+            hx=True,
+        ),
+        # a batched batch of one (matrix-vector kernels), projection to a whole 16
+        size(
+            "b1-h33-p16-i40-L2",
+            hidden_size=33,
+            proj_size=16,
+            input_size=40,
+            batch=1,
+            steps=7,
+            num_layers=2,
+            hx=True,
+        ),
+        # 130 = 128 + 2 = 2 * 64 + 2 steps: chunked sequence kernels, two layers, batch-first
+        size(
+            "t130-h8-i8-L2-bf",
+            steps=130,
+            hidden_size=8,
+            input_size=8,
+            batch=2,
+            num_layers=2,
+            hx=True,
+            batch_first=True,
+        ),
+        # packed, both directions, lengths 67 (64 + 3) down to 1: each reverse pass starts at its own end
+        size(
+            "t67-h9-i9-packed-bi",
+            steps=67,
+            form="packed_unsorted",
+            bidirectional=True,
+            hidden_size=9,
+            input_size=9,
+            batch=5,
+        ),
+    ]
 
 
 def float32_twins(cases: list[Case]) -> list[Case]:

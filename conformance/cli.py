@@ -2,21 +2,27 @@
 
 lstm-conformance [--impl MODULE:ATTR|torch] [--full] [--case PATTERN]
                  [--oracle both|fixtures|torch] [--report PATH.json]
+                 [--expect FILE [--strict-expect]] [--shard K/N]
+lstm-conformance baseline --report R.json > FILE   (expect.py)
+lstm-conformance merge R1.json ... [--markdown M.md] [--report OUT.json]   (shards.py)
 lstm-conformance regen [--check]
 lstm-conformance export DIR [--fixtures DIR]
 lstm-conformance matrix [--impls NAME,...]   (docs/compatibility.md)
+lstm-conformance explore [--impl X] [--examples N] [--seconds S] [--seed N]   (docs/rows.md)
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import provenance, report, runner
+from . import expect, provenance, report, runner, shards
+from .expect import Expectation
 from .fixtures import FIXTURES_DIR
 from .impls import DEFAULT_IMPL, Impl, load_impl
 from .oracles import make_oracles
@@ -89,6 +95,32 @@ def _parser() -> argparse.ArgumentParser:
         "depends on what ran before; none: in this process, unprotected",
     )
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument(
+        "--expect",
+        metavar="FILE",
+        type=Path,
+        help="a baseline (TOML or JSON): the failures it lists, each with a reason, show as "
+        "'expected' and do not fail the run ('lstm-conformance baseline' writes one)",
+    )
+    p.add_argument(
+        "--strict-expect",
+        action="store_true",
+        help="with --expect: an entry that no longer fails fails the run",
+    )
+    p.add_argument(
+        "--shard",
+        metavar="K/N",
+        type=shards.parse_shard,
+        help="run the K-th of N parts of the selection, split evenly by expected cost "
+        "('lstm-conformance merge' joins the parts' --report files)",
+    )
+    p.add_argument(
+        "--case-spec",
+        metavar="FILE.json",
+        type=Path,
+        help="run exactly the case in FILE (as `lstm-conformance explore` writes it) against live torch "
+        "(without torch: lstm_ref in 64 bits)",
+    )
     return p
 
 
@@ -114,11 +146,17 @@ def _regen(argv: list[str]) -> int:
     args = p.parse_args(argv)
     from .torch_oracle import torch_available
 
-    reason = torch_available()
-    if reason:
-        print(f"lstm-conformance regen needs torch: {reason}", file=sys.stderr)
-        return 2
-    return main_regen(args.check, args.fixtures, exact=args.exact)
+    try:
+        reason = torch_available()  # imports torch: Ctrl-C may come here too
+        if reason:
+            print(f"lstm-conformance regen needs torch: {reason}", file=sys.stderr)
+            return 2
+        return main_regen(args.check, args.fixtures, exact=args.exact)
+    except KeyboardInterrupt:  # atomic writes: every fixture is the old one or the new one
+        print(
+            "lstm-conformance regen: interrupted (Ctrl-C); the fixtures on disk are intact", file=sys.stderr
+        )
+        return 130
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,19 +171,148 @@ def main(argv: list[str] | None = None) -> int:
         from .matrix import main_matrix
 
         return main_matrix(argv[1:])
-    args = _parser().parse_args(argv)
-    if args.list:
-        from .torch_oracle import torch_available
+    if argv[:1] == ["baseline"]:  # a --expect file from a run's --report (expect.py)
+        from .expect import main_baseline
 
-        cases = runner.select_cases(args.full, args.case, torch_available() is None)
-        for case in cases:
-            print(f"{case.id:55} {' '.join(case.features())}")
-        print(f"{len(cases)} cases")
-        return 0
-    return run(args, argv)
+        return main_baseline(argv[1:])
+    if argv[:1] == ["merge"]:  # the shards' reports as one (shards.py)
+        from .shards import main_merge
+
+        return main_merge(argv[1:])
+    if argv[:1] == ["explore"]:  # a property-based search that shrinks (explore.py)
+        from .explore import main_explore
+
+        return main_explore(argv[1:])
+    args = _parser().parse_args(argv)
+    problem = usage_problem(args)
+    if problem:  # before anything runs: one line, exit 2
+        print(f"lstm-conformance: {problem}", file=sys.stderr)
+        return 2
+    expectations = _expectations(args)
+    if expectations is None:
+        return 2
+    if args.list and args.shard:
+        print(
+            "--list takes no --shard: the split depends on the implementation's declarations "
+            "(a shard's --report lists its units)",
+            file=sys.stderr,
+        )
+        return 2
+    if args.case_spec:
+        from .explore import read_spec
+
+        try:
+            args.spec_cases = [read_spec(args.case_spec)]
+        except ValueError as exc:
+            print(f"lstm-conformance: {exc}", file=sys.stderr)
+            return 2
+    if args.list:
+        return _list(args)
+    try:
+        return run(args, argv, expectations)
+    except KeyboardInterrupt:  # before the implementation was started: a report of nothing
+        print("lstm-conformance: interrupted (Ctrl-C) before anything ran", file=sys.stderr)
+        if args.report:
+            impl = Impl(args.impl, _not_loaded)
+            meta = {"passed": False, "interrupted": True, "counts": {}, "argv": argv}
+            _write(args.report, lambda path: report.report_json(path, impl, report.table([], impl), [], meta))
+        return 130
+
+
+def usage_problem(args: argparse.Namespace) -> str | None:
+    """What makes the command line unusable, found before anything runs, or None."""
+    from .impls import spec_problem
+
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        return f"--timeout must be a positive number of seconds, got {args.timeout:g}"
+    if args.jobs < 0:
+        return f"--jobs must be 0 (one per core) or more, got {args.jobs}"
+    problem = spec_problem(args.impl)
+    if problem:
+        return problem
+    for option, path in (("--report", args.report), ("--markdown", args.markdown)):
+        problem = report.destination_problem(path) if path is not None else None
+        if problem:
+            return f"{option} {path}: {problem}"
+    return None
+
+
+def _list(args: argparse.Namespace) -> int:
+    """The cases and suite items a run with the same options would run, with their rows: the
+    implementation's declarations (read in a worker, as a run does) complete the default set
+    over what it supports (selection.py)."""
+    from .explore import WorkerRunner
+    from .selection import uncovered
+
+    oracles = make_oracles(args.oracle, args.fixtures)
+    with_torch = any(o.name == "torch" and not o.skip_reason for o in oracles)
+    unsupported: dict[str, str] = {}
+    if args.impl != DEFAULT_IMPL:
+        worker = WorkerRunner(args.impl, args.timeout)
+        info, problem = worker.start()
+        worker.close()
+        if info is None:
+            print(f"lstm-conformance --list: {problem}", file=sys.stderr)
+            return 1
+        unsupported = info.unsupported
+    spec_cases = getattr(args, "spec_cases", None)
+    cases = spec_cases or runner.select_cases(args.full, args.case, with_torch, unsupported)
+    if unsupported:  # comment lines first: the case lines and the count stay easy to parse
+        print(f"# {args.impl} declares unsupported: {', '.join(unsupported)}")
+    if not args.full and not args.case and not spec_cases:
+        left = uncovered(unsupported, cases)
+        print(
+            "# every supported pair of option values and form x direction x dtype triple is covered"
+            if not left
+            else f"# {left} supported pairs/triples are not covered: they need live torch (cases beyond the fixtures)"
+        )
+    for case in cases:
+        print(f"{case.id:55} {' '.join(case.features())}")
+    items = {} if spec_cases else runner.suite_items(args.case)
+    for item, rows in items.items():
+        print(f"{item:55} {' '.join(rows)}")
+    n_errors = sum(item.startswith("errors:") for item in items)
+    others = [item for item in items if not item.startswith("errors:")]
+    print(
+        f"{len(cases)} cases and {n_errors} error cases"
+        + (f", {', '.join(others)}" if others else "")
+        + (
+            " (error cases in float64; an implementation declaring float64 unsupported gets float32 copies)"
+            if n_errors
+            else ""
+        )
+    )
+    return 0
 
 
 DEFAULT_TIMEOUT_S = 600.0  # per job; a JAX port recompiling for every new model stays well inside
+
+
+def _expectations(args: argparse.Namespace) -> list[Expectation] | None:
+    """--expect's entries for this implementation ([] without it); None (after one line on
+    stderr) when the file cannot be used."""
+    if args.strict_expect and not args.expect:
+        print("--strict-expect needs --expect FILE", file=sys.stderr)
+        return None
+    if not args.expect:
+        return []
+    try:
+        return expect.for_impl(expect.load(args.expect), args.impl)
+    except expect.ExpectError as exc:
+        print(f"--expect {exc}", file=sys.stderr)
+        return None
+
+
+def _jobs(
+    impl: Impl, oracles: list[Any], args: argparse.Namespace
+) -> tuple[list[runner.Job], dict[str, Any]]:
+    """The run's jobs: the selection, or with --shard this shard's part of it (and what the
+    report records about the split)."""
+    jobs = runner.jobs_for(impl, oracles, args.full, args.case, getattr(args, "spec_cases", None))
+    if not args.shard:
+        return jobs, {}
+    part = shards.select(jobs, impl, args.shard)
+    return part.jobs, part.meta
 
 
 def _rerun_extra(args: argparse.Namespace) -> str:
@@ -159,6 +326,8 @@ def _rerun_extra(args: argparse.Namespace) -> str:
         extra += f" --timeout {args.timeout:g}"
     if args.isolate != "shared":
         extra += f" --isolate {args.isolate}"
+    if getattr(args, "case_spec", None):
+        extra += f" --case-spec {args.case_spec}"
     return extra
 
 
@@ -188,13 +357,14 @@ class Outcome:
     impl: Impl
     impl_version: str
     interrupted: bool = False
+    shard: dict[str, Any] = field(default_factory=dict)  # --shard: what the report records about the split
 
 
 def _in_process(args: argparse.Namespace, oracles: list[Any], progress_on: bool) -> Outcome:
     """--isolate none: the implementation runs in this process (no protection from crashes)."""
     impl = load_impl(args.impl)
     impl.rerun_extra = _rerun_extra(args)
-    jobs = runner.jobs_for(impl, oracles, full=args.full, pattern=args.case)
+    jobs, shard = _jobs(impl, oracles, args)
     progress = Progress(len(jobs), enabled=progress_on)
     results: list[runner.Result] = []
     try:
@@ -203,10 +373,10 @@ def _in_process(args: argparse.Namespace, oracles: list[Any], progress_on: bool)
             results += done
             progress.update(any(r.status == "fail" for r in done))
     except KeyboardInterrupt:
-        return Outcome(results, impl, "", interrupted=True)
+        return Outcome(results, impl, "", interrupted=True, shard=shard)
     finally:
         progress.close()
-    return Outcome(results, impl, implementation_version(args.impl, impl.factory))
+    return Outcome(results, impl, implementation_version(args.impl, impl.factory), shard=shard)
 
 
 def _in_workers(args: argparse.Namespace, oracles: list[Any], progress_on: bool) -> Outcome:
@@ -218,14 +388,16 @@ def _in_workers(args: argparse.Namespace, oracles: list[Any], progress_on: bool)
     if info is None:
         failure = runner.Result("import", "import", "-", ("whole_sequence",), "fail", message=problem)
         return Outcome([failure], Impl(args.impl, _not_loaded, rerun_extra=extra), "unknown")
-    impl = Impl(args.impl, _not_loaded, info.unsupported, None, info.tolerances, extra)
-    jobs = runner.jobs_for(impl, oracles, full=args.full, pattern=args.case)
+    assert pool.impl is not None
+    impl = pool.impl
+    jobs, shard = _jobs(impl, oracles, args)
     progress = Progress(len(jobs), enabled=progress_on)
     run = pool.run(jobs, lambda job: job.prepare(), lambda job, done: progress.update(_failed(done)))
     progress.close()
-    if not run.interrupted and args.isolate == "shared":
-        _recheck_alone(args, extra, jobs, run.results)
-    return Outcome(run.results, impl, info.version, run.interrupted)
+    interrupted = run.interrupted
+    if not interrupted and args.isolate == "shared":
+        interrupted = _recheck_alone(args, extra, jobs, run.results)
+    return Outcome(run.results, impl, info.version, interrupted, shard)
 
 
 def _failed(results: list[runner.Result]) -> bool:
@@ -237,9 +409,10 @@ RECHECK_AT_MOST = 20  # failing jobs rerun alone to tell state leaks from real f
 
 def _recheck_alone(
     args: argparse.Namespace, extra: str, jobs: list[runner.Job], results: list[runner.Result]
-) -> None:
-    """A job that failed in a shared worker is rerun in a fresh one; if it passes there, its
-    failure depends on what ran before it in the same process: say so."""
+) -> bool:
+    """A job that failed in a shared worker is rerun in a fresh one; if that rerun completes and
+    passes, its failure depends on what ran before it in the same process: say so. True when
+    Ctrl-C stopped the reruns (only those that completed are used)."""
     from .workers import Pool
 
     # a job that hung is not rerun: that would only wait for the timeout again
@@ -247,25 +420,30 @@ def _recheck_alone(
     failing_ids = {r.case for r in results if r.status == "fail"} - hung
     failing = [j for j in jobs if j.id in failing_ids or f"{j.task.suite}:*" in failing_ids]
     if not failing or len(failing) > RECHECK_AT_MOST:
-        return
+        return False
     pool = Pool(args.impl, extra, args.jobs or default_jobs(), args.timeout, fresh=True)
-    if pool.start()[0] is None:
-        return
-    alone = pool.run(failing, lambda job: job.prepare(), lambda job, done: None)
-    passed_alone = {j.id for j in failing} - {r.case for r in alone.results if r.status == "fail"}
+    try:
+        if pool.start()[0] is None:
+            return False
+        alone = pool.run(failing, lambda job: job.prepare(), lambda job, done: None)
+    except KeyboardInterrupt:
+        pool.close()
+        return True
+    passed_alone = alone.completed - {r.case for r in alone.results if r.status == "fail"}
     for r in results:
         if r.status == "fail" and r.case in passed_alone:
             r.message += (
                 "\n    passes when run alone in a fresh process (--isolate case): this failure depends on "
                 "what ran before it in the same process (state leaking between calls)"
             )
+    return alone.interrupted
 
 
 def _not_loaded(*args: Any, **kwargs: Any) -> Any:
     raise RuntimeError("the implementation runs in worker processes, not in the parent")
 
 
-def run(args: argparse.Namespace, argv: list[str]) -> int:
+def run(args: argparse.Namespace, argv: list[str], expectations: list[Expectation] | None = None) -> int:
     t0 = time.perf_counter()
     if args.impl == "torch":
         from .torch_oracle import torch_available
@@ -281,8 +459,13 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     oracles, fixture_problem, fixtures_made = _fixture_oracle_problem(
         make_oracles(args.oracle, args.fixtures)
     )
+    if getattr(args, "spec_cases", None):  # a spec's case is in no fixture: live torch, or lstm_ref-f64
+        from .explore import spec_oracle
+
+        oracles, fixture_problem = [spec_oracle()], None
     selected = len(
-        runner.select_cases(
+        getattr(args, "spec_cases", None)
+        or runner.select_cases(
             args.full, args.case, any(o.name == "torch" and not o.skip_reason for o in oracles)
         )
     )
@@ -293,19 +476,24 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     ):
         print(f"no case matches --case {args.case!r}", file=sys.stderr)
         return 2
+    shard = f"; shard {args.shard} of them here" if args.shard else ""
     print(
-        f"lstm-conformance: {args.impl} ({selected} cases selected{'' if args.case else ' by default'})",
+        f"lstm-conformance: {args.impl} ({selected} cases selected{'' if args.case else ' by default'}{shard})",
         flush=True,
     )
     progress_on = not args.quiet
-    outcome = (_in_process if args.isolate == "none" else _in_workers)(args, oracles, progress_on)
+    try:
+        outcome = (_in_process if args.isolate == "none" else _in_workers)(args, oracles, progress_on)
+    except KeyboardInterrupt:  # while the implementation imported: a report with nothing run
+        unknown = Impl(args.impl, _not_loaded, rerun_extra=_rerun_extra(args))
+        outcome = Outcome([], unknown, "unknown", interrupted=True)
     results = ([fixture_problem] if fixture_problem else []) + outcome.results
     info = provenance.collect(args.impl, outcome.impl_version, fixtures_made, argv)
     for line in provenance.header_lines(info):
         print(line)
     for o in oracles:
         print(f"  oracle {o.name}: " + (f"skipped ({o.skip_reason})" if o.skip_reason else "on"))
-    return _report(args, argv, outcome, results, info, oracles, time.perf_counter() - t0)
+    return _report(args, argv, outcome, results, info, oracles, time.perf_counter() - t0, expectations or [])
 
 
 def _report(
@@ -316,43 +504,141 @@ def _report(
     info: dict[str, Any],
     oracles: list[Any],
     elapsed: float,
+    expectations: list[Expectation],
 ) -> int:
     """The table, the failures, the verdict; the Markdown and JSON reports, always."""
     impl = outcome.impl
+    meta: dict[str, Any] = {
+        "oracles": {o.name: o.skip_reason or "on" for o in oracles},
+        "provenance": info,
+        "argv": argv,
+        "tolerances": {dtype: [tol.rtol, tol.atol] for dtype, tol in impl.tolerances.items()},
+        "isolation": UNPROTECTED if args.isolate == "none" else args.isolate,
+    }
+    if args.expect:
+        meta["expect"] = {"entries": [e.to_json() for e in expectations], "strict": args.strict_expect}
+        meta["expect_file"] = str(args.expect)
+    if outcome.shard:
+        meta["shard"] = outcome.shard
+    report_data = {"impl": impl.spec, "unsupported": impl.unsupported, **meta}
+    return judge_and_report(
+        results,
+        report_data,
+        meta,
+        elapsed,
+        args.markdown,
+        args.report,
+        args.max_failures,
+        outcome.interrupted,
+    )
+
+
+def summary_counts(results: list[runner.Result]) -> tuple[dict[str, int], int, int]:
+    """Results per status, cases, error cases."""
+    n = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "skip")}
+    expected = sum(r.status == expect.EXPECTED for r in results)
+    if expected:
+        n[expect.EXPECTED] = expected
+    suite = {check.name for check in suite_checks()}
+    n_cases = len({r.case for r in results if r.check not in suite and not r.case.startswith("errors:")})
+    n_error_cases = len({r.case for r in results if r.case.startswith("errors:")})
+    return n, n_cases, n_error_cases
+
+
+def _plural(count: int, what: str) -> str:
+    return f"{count} {what}{'s' * (count != 1)}"
+
+
+def judge_and_report(
+    results: list[runner.Result],
+    run: dict[str, Any],
+    meta: dict[str, Any],
+    elapsed: float,
+    markdown: Path | None,
+    report_path: Path | None,
+    max_failures: int,
+    interrupted: bool = False,
+) -> int:
+    """Judge ``results`` (of a run, or of merged shards) as ``run`` records them (its "impl",
+    "unsupported", "tolerances" and "expect"), print the table, the failures and the verdict, and
+    write the reports; the exit code."""
+    from .tolerances import declared_tolerances
+
+    tolerances = declared_tolerances({k: tuple(v) for k, v in run.get("tolerances", {}).items()})
+    impl = Impl(run["impl"], _not_loaded, run["unsupported"], None, tolerances)
+    expectations = expect.recorded(run)
+    strict = bool(run.get("expect", {}).get("strict"))
+    expect.apply(results, expectations)
+    sharded = "shard" in meta  # a shard cannot tell a stale entry: its failure may be in another shard
+    gone = [] if sharded or interrupted else expect.stale(results, expectations)
     rows = report.table(results, impl)
     print()
     print(report.format_table(rows))
     failures = list(report.iter_failures(results))
-    for r in failures[: args.max_failures]:
+    for r in failures[:max_failures]:
         print(f"\nFAIL {r.check} [{r.case}] vs {r.oracle}\n    {r.message}\n  rerun: {r.rerun}")
-    if len(failures) > args.max_failures:
-        print(f"\n... and {len(failures) - args.max_failures} more failures (see --report)")
-    n = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "skip")}
-    suite = {check.name for check in suite_checks()}
-    n_cases = len({r.case for r in results if r.check not in suite and not r.case.startswith("errors:")})
-    n_error_cases = len({r.case for r in results if r.case.startswith("errors:")})
-    verdict = "INTERRUPTED (partial results)" if outcome.interrupted else report.verdict(results, impl)
+    if len(failures) > max_failures:
+        print(f"\n... and {len(failures) - max_failures} more failures (see --report)")
+    for e in gone:
+        print(
+            f"\nSTALE expectation ({e.describe()}): {e.reason}\n    its checks pass now: remove the entry "
+            "(it would hide the failure's return)"
+        )
+    if sharded and expectations:
+        print("\n(stale expectations are judged when the shards are merged: lstm-conformance merge)")
+    n, n_cases, n_error_cases = summary_counts(results)
+    verdict = "INTERRUPTED (partial results)" if interrupted else report.verdict(results, impl)
+    notes = [_plural(n[expect.EXPECTED], "expected failure")] if n.get(expect.EXPECTED) else []
+    notes += [_plural(len(gone), "stale expectation")] if gone else []
+    if strict and gone and not failures and not interrupted:
+        verdict = "FAIL"
+    if notes:
+        verdict += f" ({', '.join(notes)})"
+    expected = f", {n[expect.EXPECTED]} expected" if expect.EXPECTED in n else ""
     summary = (
         f"{len(results)} checks over {n_cases} cases and {n_error_cases} error cases: {n['pass']} passed, {n['fail']} failed, "
-        f"{n['skip']} skipped in {elapsed:.1f} s -> {verdict}"
+        f"{n['skip']} skipped{expected} in {elapsed:.1f} s -> {verdict}"
     )
+    if meta.get("isolation") == UNPROTECTED:
+        summary += f" ({UNPROTECTED})"
     print("\n" + summary)
-    if args.markdown:
-        args.markdown.write_text(report.format_markdown(rows, impl, summary, info))
-    if args.report:
+    if interrupted:
+        print("lstm-conformance: interrupted (Ctrl-C); the results so far are reported", file=sys.stderr)
+    passed = not failures and not interrupted and not (strict and gone)
+    written = True
+    if report_path:  # first: the JSON is what CI reads
         meta = {
-            "passed": not failures and not outcome.interrupted,
-            "interrupted": outcome.interrupted,
+            "passed": passed,
+            "interrupted": interrupted,
             "counts": n,
             "elapsed_s": round(elapsed, 3),
-            "oracles": {o.name: o.skip_reason or "on" for o in oracles},
-            "provenance": info,
-            "argv": argv,
+            **meta,
         }
-        report.report_json(args.report, impl, rows, results, meta)
-    if outcome.interrupted:
+        if gone:
+            meta["stale"] = [e.to_json() for e in gone]
+        written = _write(report_path, lambda path: report.report_json(path, impl, rows, results, meta))
+    if markdown:
+        text = report.format_markdown(rows, impl, summary, meta["provenance"])
+        written = _write(markdown, lambda path: report.write_markdown(path, text)) and written
+    if not written:
+        return 2
+    if interrupted:
         return 130
-    return 1 if failures else 0
+    return 0 if passed else 1
+
+
+UNPROTECTED = (
+    "--isolate none: unprotected, the implementation ran in this process and could change any verdict"
+)
+
+
+def _write(path: Path, write: Any) -> bool:
+    try:
+        write(path)
+    except OSError as exc:  # checked before the run; the disk may still fill up
+        print(f"lstm-conformance: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+        return False
+    return True
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import DTypeLike
 
+from .remote import type_name
 from .tolerances import Tolerance
 
 
@@ -122,7 +123,7 @@ def check_form(
     """``actual`` if it is an ndarray of the expected shape and dtype (``dtype``, default the
     expected array's), else a Divergence saying which differs."""
     if not isinstance(actual, np.ndarray):
-        raise Divergence(f"{what}: expected a numpy.ndarray, got {type(actual).__name__}")
+        raise Divergence(f"{what}: expected a numpy.ndarray, got {type_name(actual)}")
     if actual.shape != expected.shape:
         raise Divergence(f"{what}: shape {actual.shape}, {expected_by} {expected.shape}")
     want = expected.dtype if dtype is None else np.dtype(dtype)

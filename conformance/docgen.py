@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .cases import matrix_cases
+
 ROOT = Path(__file__).resolve().parent.parent
 DOC_FILES = ("README.md", "docs/rows.md", "docs/plugin.md", "docs/fixtures.md", "docs/selftest.md")
 
@@ -171,8 +173,14 @@ def rows_table(run: Run) -> str:
 
 
 def _list_ids(full: bool) -> list[str]:
+    """The case ids --list prints (not its comment lines, nor its suite items: error cases and
+    suite-level checks)."""
+    from .rows import suite_checks
+
+    suite = tuple(check.name for check in suite_checks())
     out = run_cli(["--list", *(["--full"] if full else [])], report=False).stdout.splitlines()
-    return [line.split()[0] for line in out[:-1] if line.strip()]
+    ids = [line.split()[0] for line in out[:-1] if line.strip() and not line.startswith("#")]
+    return [i for i in ids if not i.startswith((*suite, "errors:"))]
 
 
 def counts(run: Run) -> str:
@@ -195,7 +203,9 @@ def counts(run: Run) -> str:
     )
     lines = [
         f"- The default run (`lstm-conformance`, torch installed) selects {len(ids)} cases: "
-        f"{len(matrix)} pairwise matrix cases, {len(named)} named cases "
+        f"{len(matrix)} matrix cases ({len(matrix_cases())} pairwise, {len(matrix) - len(matrix_cases())} "
+        "completing every form x direction x dtype triple), "
+        f"{len(named)} named cases "
         f"({', '.join(f'{v} {k}' for k, v in groups.items())}) and {len(rand)} random ones.",
         f"- It runs {sum(n.values())} checks: {n['pass']} passed, {n['fail']} failed, {n['skip']} skipped. "
         f"The summary line{stats_note}:",
@@ -203,7 +213,9 @@ def counts(run: Run) -> str:
         f"- `--full` selects {len(full_ids)} cases: the whole matrix ({len(full_matrix)} cases), "
         "the same named cases and the random ones.",
         f"- `fixtures/manifest.json` holds {len(manifest['cases'])} cases (the default run less the random "
-        f"ones) and torch's exception type for {len(manifest['errors'])} error cases.",
+        f"ones, plus {len(manifest['cases']) - len(ids) + groups.get('random', 0)} that complete the selection of an "
+        "implementation declaring complex, float64, proj_size and dropout) and torch's exception type for "
+        f"{len(manifest['errors'])} error cases.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -1,26 +1,45 @@
 """``--impl exec:COMMAND``: an implementation in any language, behind a command.
 
-The adapter speaks protocol 1 of ``docs/exec-protocol.md``: for every request it makes a
+The adapter speaks protocols 1 and 2 of ``docs/exec-protocol.md``: for every request it makes a
 temporary directory, writes ``request.json`` and the arrays as ``.npy`` files (little-endian,
-C order), runs ``COMMAND REQUEST_DIR`` and reads back ``response.json``, the output ``.npy``
-files or ``error.json``. It computes nothing of the LSTM: it only converts Python values to
-files and back, so the suite's checks see the command's own results.
+C order) and reads back ``response.json``, the output ``.npy`` files or ``error.json``.
+Protocol 1 runs ``COMMAND REQUEST_DIR`` once per request; a protocol-2 command that declares
+``persistent`` runs once as ``COMMAND --exec-persistent`` and is handed one request directory
+per line on its stdin, answering each with the same line on its stdout; protocol 2 also has
+``trace`` (gates per step, for localisation) and ``vjp`` (the ``gradients`` row).
+
+It computes nothing of the LSTM: it only converts Python values to files and back, so the
+suite's checks see the command's own results. Every command runs in its own process group,
+killed with everything it started when it hangs, crashes or the run ends (see ``_Reaper``).
 """
 
 from __future__ import annotations
 
+import atexit
 import builtins
+import contextlib
 import json
+import os
+import select
 import shlex
+import shutil
+import signal
 import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
-PROTOCOL = 1
+PROTOCOL = 2  # the newest protocol this suite speaks
+PROTOCOLS = (1, 2)
+EXPORT_PROTOCOL = 1  # `lstm-conformance export` writes forward requests, the same in 1 and 2
+PERSISTENT_FLAG = "--exec-persistent"
+OPTIONAL_OPS = ("trace", "vjp")  # protocol 2, where the capabilities answer lists them in "ops"
+TRACED = ("i", "f", "g", "o", "c", "h")
 DEFAULT_TIMEOUT_S = 60.0
 # Constructor parameters of lstm_ref.LSTM's API, in positional order.
 CTOR_PARAMS = (
@@ -81,11 +100,14 @@ def write_npy(path: Path, value: Any) -> None:
         np.lib.format.write_array(f, a, allow_pickle=False)
 
 
-def write_request(directory: Path, request: dict[str, Any], arrays: Mapping[str, Any]) -> None:
+def write_request(
+    directory: Path, request: dict[str, Any], arrays: Mapping[str, Any], protocol: int = EXPORT_PROTOCOL
+) -> None:
     """``request.json`` (one key per line: ``json.dumps(indent=1)``) plus ``NAME.npy`` per array."""
     for name, value in arrays.items():
         write_npy(directory / f"{name}.npy", value)
-    (directory / "request.json").write_text(json.dumps({"protocol": PROTOCOL, **request}, indent=1) + "\n")
+    text = json.dumps({"protocol": protocol, **request}, indent=1) + "\n"
+    (directory / "request.json").write_text(text)
 
 
 def forward_request(
@@ -95,12 +117,14 @@ def forward_request(
     hx: Any,
     dropout_masks: Sequence[Any] | None,
     training: bool,
+    op: str = "forward",
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(request.json's fields, {array name: value}) of one forward call, in protocol 1's layout.
+    """(request.json's fields, {array name: value}) of one forward call (or a ``trace`` or
+    ``vjp`` request, which carry the same fields), in the protocol's layout.
 
     Shared by the adapter and ``lstm-conformance export`` so both write the same files."""
     arrays: dict[str, Any] = {}
-    req: dict[str, Any] = {"op": "forward", "config": dict(config), "training": bool(training)}
+    req: dict[str, Any] = {"op": op, "config": dict(config), "training": bool(training)}
     req["weights"] = {name: f"{name}.npy" for name in weights}
     arrays.update(weights)
     # a PackedSequence (lstm_ref's or torch's): a 4-tuple with .data and .batch_sizes
@@ -141,6 +165,81 @@ def forward_request(
     return req, arrays
 
 
+# -- nothing left behind -------------------------------------------------------------------------
+
+_REAPER = r"""
+import os, shutil, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+groups, dirs = set(), set()
+for line in sys.stdin:
+    kind, _, value = line.rstrip("\n").partition(" ")
+    if kind == "+pg": groups.add(int(value))
+    elif kind == "-pg": groups.discard(int(value))
+    elif kind == "+dir": dirs.add(value)
+for group in groups:
+    try: os.killpg(group, signal.SIGKILL)
+    except OSError: pass
+for d in dirs: shutil.rmtree(d, ignore_errors=True)
+"""
+
+
+class _Reaper:
+    """A small companion process that outlives this one: it is told every command's process
+    group and the request directories' root, and when this process ends -- however it ends,
+    SIGKILL on ``--timeout`` or Ctrl-C included -- its stdin reaches EOF and it kills those
+    groups and removes the directories."""
+
+    def __init__(self) -> None:
+        self.pipe: IO[str] | None = None
+        self.root: Path | None = None
+
+    def tell(self, line: str) -> None:
+        if self.pipe is None:
+            # holding none of this process's files open (nobody waits on the reaper), and in a
+            # session of its own: a worker is killed with its whole process group
+            proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", _REAPER],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                start_new_session=True,
+            )
+            self.pipe = proc.stdin
+        assert self.pipe is not None
+        with contextlib.suppress(OSError, ValueError):
+            self.pipe.write(line + "\n")
+            self.pipe.flush()
+
+    def request_root(self) -> Path:
+        """This process's directory for request directories (removed at exit, or by the reaper)."""
+        if self.root is None or not self.root.is_dir():
+            self.root = Path(tempfile.mkdtemp(prefix=f"lstm-exec-{os.getpid()}-"))
+            self.tell(f"+dir {self.root}")
+            atexit.register(shutil.rmtree, self.root, True)
+        return self.root
+
+    def spawn(self, argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        """``argv`` in a new session (its own process group), which the reaper is told of."""
+        proc = subprocess.Popen(argv, start_new_session=True, **kwargs)
+        self.tell(f"+pg {proc.pid}")
+        return proc
+
+    def kill(self, proc: subprocess.Popen[bytes]) -> int | None:
+        """Kill ``proc``'s process group (whatever it left running), reap it; its exit status."""
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            code = proc.wait(5)
+        except subprocess.TimeoutExpired:
+            code = None
+        self.tell(f"-pg {proc.pid}")
+        return code
+
+
+REAPER = _Reaper()
+
+
 # -- running the command ------------------------------------------------------------------------
 
 
@@ -155,8 +254,129 @@ def _exception(error: Any) -> Exception:
     return ExecCommandFailed(f"error.json names {error['type']!r}, not a Python builtin exception: {message}")
 
 
+def _how(code: int | None) -> str:
+    if code is None:
+        return "did not exit"
+    return f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+
+
+def _tail(stream: IO[bytes]) -> str:
+    """The end of a command's stderr (a temporary file), as one line."""
+    with contextlib.suppress(OSError):
+        stream.seek(0, os.SEEK_END)
+        stream.seek(max(0, stream.tell() - 2000))
+        text = stream.read().decode(errors="replace").strip()[-500:]
+        return f"; stderr: {text}" if text else ""
+    return ""
+
+
+class _Server:
+    """One ``COMMAND --exec-persistent`` process: a request directory per stdin line, the same
+    line back on stdout when the answer is written."""
+
+    def __init__(self, argv: list[str], text: str) -> None:
+        self.text = text
+        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 -- lives as long as the server
+        self.proc = REAPER.spawn(
+            [*argv, PERSISTENT_FLAG], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr
+        )
+        self.pending = b""
+
+    def alive(self) -> bool:
+        return not _has_exited(self.proc)
+
+    def close(self) -> int | None:
+        with contextlib.suppress(OSError):
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+        code = REAPER.kill(self.proc)
+        self.stderr.close()
+        return code
+
+    def request(self, directory: Path, op: str, timeout: float) -> None:
+        """Hand over one request directory and wait for its acknowledgement; on a crash, a hang
+        or a wrong answer the server is killed (and the next request starts a new one)."""
+        line = str(directory).encode() + b"\n"
+        self.stderr.seek(0)
+        self.stderr.truncate()
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            self.proc.stdin.write(line)
+            self.proc.stdin.flush()
+        except OSError:
+            pass  # it died: reading the answer finds EOF and names the exit status
+        deadline = time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self.pending:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                stderr = _tail(self.stderr)
+                self.close()
+                raise ExecCommandFailed(
+                    f"exec {self.text!r} (persistent): {op} request ran past {timeout:g} s; "
+                    f"the command was killed and is restarted for the next request{stderr}"
+                )
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                stderr = _tail(self.stderr)
+                code = self.close()
+                raise ExecCommandFailed(
+                    f"exec {self.text!r} (persistent): {op} request failed ({_how(code)}) before "
+                    f"acknowledging it; the command is restarted for the next request{stderr}"
+                )
+            self.pending += chunk
+        answer, _, self.pending = self.pending.partition(b"\n")
+        if answer != line[:-1]:
+            stderr = _tail(self.stderr)
+            self.close()
+            raise ExecCommandFailed(
+                f"exec {self.text!r} (persistent): {op} request answered {answer[:200]!r} on stdout, "
+                f"expected the request directory (stdout carries only acknowledgements; print "
+                f"anything else to stderr){stderr}"
+            )
+
+
+def _has_exited(proc: subprocess.Popen[bytes]) -> bool:
+    """Whether ``proc`` has exited, without reaping it: until it is reaped its pid, which is its
+    process group's id, cannot be reused, so killing the group cannot hit another one."""
+    if proc.returncode is not None:
+        return True
+    try:
+        return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except (AttributeError, ChildProcessError):
+        return proc.poll() is not None
+
+
+def _exited(proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Wait up to ``timeout`` s for ``proc`` to exit (not reaping it, see _has_exited): on a
+    pidfd where there is one (``Popen.wait`` with a timeout polls, sleeping up to 50 ms at a
+    time: more than a whole request)."""
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+    try:
+        return bool(select.select([fd], [], [], timeout)[0])
+    finally:
+        os.close(fd)
+
+
+def _empty(directory: Path) -> None:
+    with contextlib.suppress(OSError), os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
+
+
 class Command:
-    """``COMMAND REQUEST_DIR``, one process per request, in a fresh temporary directory."""
+    """``COMMAND``: one process per request (``COMMAND REQUEST_DIR``), or one persistent process
+    once the command has declared protocol 2 and ``persistent`` (``use_protocol``)."""
 
     def __init__(self, command: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
         self.text = command
@@ -164,6 +384,20 @@ class Command:
         if not self.argv:
             raise ValueError("exec: empty command")
         self.timeout = timeout
+        self.protocol = 1
+        self.persistent = False
+        self.server: _Server | None = None
+        self.directory: Path | None = None
+
+    def use_protocol(self, protocol: int, persistent: bool) -> None:
+        self.protocol, self.persistent = protocol, persistent and protocol >= 2
+        if self.persistent:
+            atexit.register(self.close)
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
 
     def __call__(
         self, request: dict[str, Any], arrays: Mapping[str, Any], want: Sequence[str] = ()
@@ -171,24 +405,56 @@ class Command:
         """Run one request: (response.json or {}, {name: array} for each ``want``ed NAME.npy).
         Raises the exception of error.json, or ExecCommandFailed."""
         op = request.get("op", "?")
-        with tempfile.TemporaryDirectory(prefix=f"lstm-exec-{op}-") as tmp:
-            directory = Path(tmp)
-            write_request(directory, request, arrays)
-            try:
-                proc = subprocess.run(
-                    [*self.argv, str(directory)], capture_output=True, timeout=self.timeout, check=False
-                )
-            except FileNotFoundError as exc:
-                raise ExecCommandFailed(f"exec {self.text!r}: cannot run: {exc}") from None
-            except subprocess.TimeoutExpired:
-                raise ExecCommandFailed(
-                    f"exec {self.text!r}: {op} request ran past {self.timeout:g} s"
-                ) from None
-            stderr = proc.stderr.decode(errors="replace").strip()[-500:]
-            self._raise_reported_error(directory, op, proc.returncode, stderr)
+        directory = self._empty_directory()
+        try:
+            write_request(directory, request, arrays, self.protocol)
+            stderr = self._serve(directory, op) if self.persistent else self._run_once(directory, op)
             response = self._read_json(directory / "response.json", op)
             names = [*want, *response.get("parameters", [])]
             return response, {name: self._read_npy(directory / f"{name}.npy", op, stderr) for name in names}
+        finally:
+            _empty(directory)
+
+    def _empty_directory(self) -> Path:
+        """The request directory: one per command, emptied for every request (creating and
+        removing a directory per request costs more than the request on some filesystems)."""
+        if self.directory is None or not self.directory.is_dir():
+            self.directory = Path(tempfile.mkdtemp(prefix="request-", dir=REAPER.request_root()))
+        _empty(self.directory)
+        return self.directory
+
+    def _serve(self, directory: Path, op: str) -> str:
+        if self.server is None or not self.server.alive():
+            if self.server is not None:
+                self.server.close()
+            try:
+                self.server = _Server(self.argv, self.text)
+            except OSError as exc:
+                raise ExecCommandFailed(f"exec {self.text!r}: cannot run: {exc}") from None
+        self.server.request(directory, op, self.timeout)
+        self._raise_reported_error(directory, op, 0, "")
+        return ""
+
+    def _run_once(self, directory: Path, op: str) -> str:
+        with tempfile.TemporaryFile() as err:
+            try:
+                proc = REAPER.spawn(
+                    [*self.argv, str(directory)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=err,
+                )
+            except OSError as exc:
+                raise ExecCommandFailed(f"exec {self.text!r}: cannot run: {exc}") from None
+            if not _exited(proc, self.timeout):
+                REAPER.kill(proc)
+                raise ExecCommandFailed(
+                    f"exec {self.text!r}: {op} request ran past {self.timeout:g} s"
+                ) from None
+            code = REAPER.kill(proc)  # anything it left running in its group goes with it
+            stderr = _tail(err)
+        self._raise_reported_error(directory, op, code or 0, stderr)
+        return stderr
 
     def _raise_reported_error(self, directory: Path, op: str, returncode: int, stderr: str) -> None:
         """The exception of error.json, whatever the exit status; or a failure that names the
@@ -197,10 +463,8 @@ class Command:
         if error_file.is_file():
             raise _exception(self._read_json(error_file, op))
         if returncode != 0:
-            how = f"killed by signal {-returncode}" if returncode < 0 else f"exit status {returncode}"
             raise ExecCommandFailed(
-                f"exec {self.text!r}: {op} request failed ({how}) without error.json"
-                + (f"; stderr: {stderr}" if stderr else "")
+                f"exec {self.text!r}: {op} request failed ({_how(returncode)}) without error.json{stderr}"
             )
 
     def _read_json(self, path: Path, op: str) -> dict[str, Any]:
@@ -215,8 +479,7 @@ class Command:
     def _read_npy(self, path: Path, op: str, stderr: str) -> np.ndarray:
         if not path.is_file():
             raise ExecCommandFailed(
-                f"exec {self.text!r}: {op} request exited 0 but wrote no {path.name}"
-                + (f"; stderr: {stderr}" if stderr else "")
+                f"exec {self.text!r}: {op} request succeeded but wrote no {path.name}{stderr}"
             )
         try:
             array: np.ndarray = np.load(path, allow_pickle=False)
@@ -275,8 +538,13 @@ class ExecLSTM:
     def __call__(self, input: Any, hx: Any = None, *, dropout_masks: Sequence[Any] | None = None) -> Any:
         return self.forward(input, hx, dropout_masks=dropout_masks)
 
+    def _request(
+        self, op: str, input: Any, hx: Any, dropout_masks: Sequence[Any] | None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        return forward_request(self.config, self._params, input, hx, dropout_masks, self.training, op)
+
     def forward(self, input: Any, hx: Any = None, *, dropout_masks: Sequence[Any] | None = None) -> Any:
-        request, arrays = forward_request(self.config, self._params, input, hx, dropout_masks, self.training)
+        request, arrays = self._request("forward", input, hx, dropout_masks)
         packed = bool(request["packed"])
         want = ["output", "h_n", "c_n"]
         if packed:
@@ -296,21 +564,85 @@ class ExecLSTM:
             output = out["output"]
         return output, (out["h_n"], out["c_n"])
 
+    def _directions(self) -> list[tuple[int, int]]:
+        layers = int(self.config.get("num_layers") or 1)
+        return [(k, d) for k in range(layers) for d in range(2 if self.config.get("bidirectional") else 1)]
 
-def capabilities(command: Command) -> dict[str, str]:
-    """The command's declarations: ``{"unsupported": {row or alias: reason}}``."""
-    response, _ = command({"op": "capabilities"}, {})
-    if response.get("protocol") != PROTOCOL:
-        raise ExecCommandFailed(
-            f"exec {command.text!r}: capabilities answered protocol {response.get('protocol')!r}, "
-            f"this suite speaks {PROTOCOL}"
-        )
-    unsupported = response.get("unsupported", {})
-    if not isinstance(unsupported, dict):
-        raise ExecCommandFailed(
-            f"exec {command.text!r}: 'unsupported' must be an object, got {unsupported!r}"
-        )
-    return {str(k): str(v) for k, v in unsupported.items()}
+
+class _TraceOp(ExecLSTM):
+    """Protocol 2's ``trace``: conformance.api.SupportsTrace over the command."""
+
+    def conformance_trace(self, input: Any, hx: Any = None) -> dict[tuple[int, int], dict[str, np.ndarray]]:
+        request, arrays = self._request("trace", input, hx, None)
+        pairs = self._directions()
+        want = [f"trace_l{k}_d{d}_{name}" for k, d in pairs for name in TRACED]
+        _, out = self.command(request, arrays, want)
+        return {(k, d): {name: out[f"trace_l{k}_d{d}_{name}"] for name in TRACED} for k, d in pairs}
+
+
+class _VJPOp(ExecLSTM):
+    """Protocol 2's ``vjp``: conformance.api.SupportsVJP over the command."""
+
+    def vjp(
+        self,
+        input: Any,
+        hx: Any,
+        grad_output: Any,
+        grad_h_n: Any,
+        grad_c_n: Any,
+        *,
+        dropout_masks: Sequence[Any] | None = None,
+    ) -> dict[str, np.ndarray]:
+        request, arrays = self._request("vjp", input, hx, dropout_masks)
+        for name, value in (("grad_output", grad_output), ("grad_h_n", grad_h_n), ("grad_c_n", grad_c_n)):
+            request[name] = f"{name}.npy"
+            arrays[name] = value
+        names = ["input", "h0", "c0", *self._params]
+        _, out = self.command(request, arrays, [f"grad_{name}" for name in names])
+        return {name: out[f"grad_{name}"] for name in names}
+
+
+OP_CLASSES: dict[str, type[ExecLSTM]] = {"trace": _TraceOp, "vjp": _VJPOp}
+
+
+class Capabilities:
+    """What the ``capabilities`` request answered."""
+
+    def __init__(self, command: Command, response: dict[str, Any]) -> None:
+        text = command.text
+        protocol = response.get("protocol")
+        if protocol not in PROTOCOLS or type(protocol) is not int:
+            raise ExecCommandFailed(
+                f"exec {text!r}: capabilities answered protocol {protocol!r}, "
+                f"this suite speaks {' and '.join(map(str, PROTOCOLS))}"
+            )
+        self.protocol: int = protocol
+        unsupported = response.get("unsupported", {})
+        if not isinstance(unsupported, dict):
+            raise ExecCommandFailed(f"exec {text!r}: 'unsupported' must be an object, got {unsupported!r}")
+        self.unsupported = {str(k): str(v) for k, v in unsupported.items()}
+        v2 = self.protocol >= 2
+        self.persistent = v2 and response.get("persistent") is True
+        ops = response.get("ops", []) if v2 else []
+        if not isinstance(ops, list) or any(op not in OPTIONAL_OPS for op in ops):
+            raise ExecCommandFailed(
+                f"exec {text!r}: 'ops' must list some of {list(OPTIONAL_OPS)}, got {ops!r}"
+            )
+        self.ops: list[str] = ops
+        self.version = str(response["version"]) if v2 and response.get("version") is not None else ""
+
+    def describe(self) -> str:
+        """For the report's header: the declared version and how the command is driven."""
+        how = f"exec protocol {self.protocol}" + (", persistent" if self.persistent else "")
+        how += "".join(f", {op}" for op in self.ops)
+        return f"{self.version} ({how})" if self.version else f"({how})"
+
+
+def capabilities(command: Command) -> Capabilities:
+    """The command's declarations; asked with ``protocol`` 1 (as every version-1 command
+    expects) and ``protocols`` naming every version this suite speaks."""
+    response, _ = command({"op": "capabilities", "protocols": list(PROTOCOLS)}, {})
+    return Capabilities(command, response)
 
 
 def make_exec_factory(command: str, timeout: float = DEFAULT_TIMEOUT_S) -> type[ExecLSTM]:
@@ -321,5 +653,12 @@ def make_exec_factory(command: str, timeout: float = DEFAULT_TIMEOUT_S) -> type[
         declared = capabilities(cmd)
     except Exception as exc:
         raise SystemExit(f"--impl exec:{command}: capabilities request failed: {exc}") from exc
+    cmd.use_protocol(declared.protocol, declared.persistent)
     name = "Exec_" + "".join(c if c.isalnum() else "_" for c in Path(cmd.argv[0]).name)
-    return type(name, (ExecLSTM,), {"command": cmd, "conformance_unsupported": declared})
+    bases = tuple(OP_CLASSES[op] for op in dict.fromkeys(declared.ops)) or (ExecLSTM,)
+    attributes = {
+        "command": cmd,
+        "conformance_unsupported": declared.unsupported,
+        "conformance_version": declared.describe(),
+    }
+    return type(name, bases, attributes)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from .cases import Case, all_cases
-from .exec_impl import PROTOCOL, forward_request, write_npy, write_request
+from .exec_impl import EXPORT_PROTOCOL, forward_request, write_npy, write_request
 from .fixtures import FIXTURES_DIR, FixtureStore
 from .harness import model_hx, model_input, model_masks, oracle_weights
 from .tolerances import forward_tolerance
@@ -96,7 +96,7 @@ def export(target: Path, fixtures_dir: Path = FIXTURES_DIR) -> int:
                 entries.append(export_case(case, store.load(case), staging / "cases" / case.id))
         index = {
             "format": FORMAT,
-            "protocol": PROTOCOL,
+            "protocol": EXPORT_PROTOCOL,
             "generated_by": "lstm-conformance export",
             "fixtures": store.manifest.get("versions", {}),
             "comparison": "pass where |actual - expected| <= atol + rtol * |expected| elementwise; "

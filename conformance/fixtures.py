@@ -17,6 +17,7 @@ import importlib.resources
 import io
 import json
 import os
+import stat
 import sys
 import tempfile
 import zipfile
@@ -123,6 +124,42 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+MANIFEST_MAX_BYTES = 64 << 20
+
+
+def read_bounded(path: Path, limit: int) -> bytes:
+    """A regular file's bytes, at most ``limit`` of them: a FIFO, a device (a symlink to
+    /dev/zero) or a file larger than its manifest entry allows is a FixtureError, never an
+    endless read. OSError (FileNotFoundError, ...) as ``open`` raises it."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block the open
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise FixtureError(f"{path}: not a regular file (a device, FIFO or socket); fixtures are files")
+        if info.st_size > limit:
+            raise FixtureError(
+                f"{path}: {info.st_size} bytes, more than the {limit} its manifest entry allows"
+            )
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(limit + 1)
+        if len(data) > limit:
+            raise FixtureError(f"{path}: grew past the {limit} bytes its manifest entry allows while read")
+        return data
+    finally:
+        os.close(fd)
+
+
+def size_bound(entry: dict[str, Any]) -> int:
+    """The most bytes a fixture file can have given its manifest entry's arrays (their data,
+    headers, and deflate's worst case), or a fixed cap when the entry cannot say."""
+    try:
+        arrays = entry["arrays"].values()
+        data = sum(int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize for shape, dtype in arrays)
+        return int(data * 1.01) + 1024 * (len(arrays) + 1) + 4096
+    except (AttributeError, TypeError, ValueError):
+        return MANIFEST_MAX_BYTES
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -138,10 +175,12 @@ def why(exc: OSError) -> str:
 def _read_manifest(path: Path) -> dict[str, Any]:
     """The parsed manifest, its shape checked; a :class:`_ManifestError` naming it otherwise."""
     hint = f"run `{REGEN_COMMAND}`"
-    if not path.is_file():
-        raise _ManifestError(path, f"fixture manifest is missing ({hint})")
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(read_bounded(path, MANIFEST_MAX_BYTES).decode("utf-8"))
+    except FileNotFoundError as exc:
+        raise _ManifestError(path, f"fixture manifest is missing ({hint})") from exc
+    except FixtureError as exc:
+        raise _ManifestError(path, str(exc).removeprefix(f"{path}: ")) from exc
     except OSError as exc:
         raise _ManifestError(path, f"unreadable manifest ({why(exc)})") from exc
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
@@ -263,9 +302,11 @@ class FixtureStore:
     def _file_problem(self, case_id: str, entry: dict[str, Any]) -> Problem | None:
         path = self.directory / entry["file"]
         try:
-            blob = path.read_bytes()
+            blob = read_bounded(path, size_bound(entry))
         except FileNotFoundError:
             return Problem("missing", path, f"missing (listed in {MANIFEST} for {case_id!r})")
+        except FixtureError as exc:
+            return Problem("corrupt", path, str(exc).removeprefix(f"{path}: "))
         except OSError as exc:
             return Problem("corrupt", path, f"unreadable ({why(exc)})")
         detail = _blob_problem(blob, entry, str(path), arrays=False)
@@ -301,10 +342,14 @@ class FixtureStore:
             )
         path = self.directory / entry["file"]
         try:
-            blob = path.read_bytes()
+            blob = read_bounded(path, size_bound(entry))
         except OSError as exc:
             raise FixtureError(f"{path}: fixture file missing or unreadable ({exc.strerror})") from exc
         detail = _blob_problem(blob, entry, str(path))
         if detail:
             raise FixtureError(f"{path}: {detail}")
+        if "inputs_sha256" in entry:  # a size case: outputs only, inputs from the seed
+            from .compact import with_inputs
+
+            return with_inputs(case, read_npz_bytes(blob, str(path)), str(entry["inputs_sha256"]), str(path))
         return read_npz_bytes(blob, str(path))

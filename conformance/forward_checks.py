@@ -202,6 +202,8 @@ def check_input_layout(ctx: Context) -> Agreement:
     ):
         try:
             out, h, c = call(model, variant, hx, None)
+        except Divergence as div:  # the call's result has the wrong type
+            raise Divergence(f"{label} input: {div.message}") from None
         except Exception as exc:
             raise Divergence(f"{label} input: raised {type(exc).__name__}: {exc}") from exc
         agreement = agreement.merge(compare_all(case, arrays, ctx.tol, out, h, c, f"{label} input: "))

@@ -19,6 +19,7 @@ import lstm_ref
 
 from .cases import Case
 from .compare import Agreement, Divergence, Layout, compare
+from .remote import type_name
 from .tolerances import Tolerance, forward_tolerance
 
 Factory = Callable[..., Any]
@@ -110,11 +111,15 @@ def call(model: Any, x: Any, hx: Any, masks: list[np.ndarray] | None) -> tuple[A
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = model(x, hx) if masks is None else model(x, hx, dropout_masks=masks)
-    try:
-        out, (h_n, c_n) = result
-    except (TypeError, ValueError) as exc:
-        raise Divergence(f"the call returned {type(result).__name__}, not (output, (h_n, c_n))") from exc
-    return out, h_n, c_n
+    # torch returns a tuple: anything else (a list, a generator that unpacks the same) diverges
+    if not (isinstance(result, tuple) and len(result) == 2):
+        raise Divergence(f"the call returned {type_name(result)}, not the tuple (output, (h_n, c_n))")
+    out, state = result
+    if not (isinstance(state, tuple) and len(state) == 2):
+        raise Divergence(
+            f"the call returned (output, {type_name(state)}), not (output, (h_n, c_n)) with a tuple"
+        )
+    return out, state[0], state[1]
 
 
 def output_layout(case: Case, arrays: Arrays, batch_first: bool | None = None) -> Layout:
@@ -143,7 +148,7 @@ def packed_output_data(case: Case, arrays: Arrays, out: Any) -> np.ndarray:
     """Check the PackedSequence bookkeeping fields and return its data."""
     fields = ("data", "batch_sizes", "sorted_indices", "unsorted_indices")
     if not (isinstance(out, tuple) and len(out) == 4):
-        raise Divergence(f"packed input: output is {type(out).__name__}, expected a PackedSequence")
+        raise Divergence(f"packed input: output is {type_name(out)}, expected a PackedSequence")
     for name, got in zip(fields[1:], out[1:], strict=True):
         want = arrays.get(name)
         if (want is None) != (got is None) or (

@@ -65,14 +65,27 @@ def _cell_for(spec: str, factory: Any) -> Any:
     return None
 
 
+def spec_problem(spec: str) -> str | None:
+    """What is wrong with an ``--impl`` value's syntax (checked before anything runs), or None."""
+    target = IMPL_ALIASES.get(spec) or ADAPTERS.get(spec) or spec
+    names = ", ".join(sorted([*IMPL_ALIASES, *ADAPTERS]))
+    expected = f"expected MODULE:ATTR (e.g. lstm_ref:LSTM), exec:COMMAND, or one of: {names}"
+    if target.startswith("exec:"):
+        return (
+            None if target[len("exec:") :].strip() else f"--impl {spec!r}: exec: needs a command; {expected}"
+        )
+    module, _, attr = target.partition(":")
+    if not all(part.isidentifier() for part in [*module.split("."), *attr.split(".")]):
+        return f"--impl {spec!r}: {expected}"
+    return None
+
+
 def load_impl(spec: str) -> Impl:
     """``MODULE:ATTR`` (or an alias: ``torch``, ``lstm_ref``) -> the factory and its declarations."""
     target = IMPL_ALIASES.get(spec) or ADAPTERS.get(spec) or spec
-    if ":" not in target:
-        names = ", ".join(sorted([*IMPL_ALIASES, *ADAPTERS]))
-        raise SystemExit(
-            f"--impl {spec!r}: expected MODULE:ATTR (e.g. lstm_ref:LSTM), exec:COMMAND, or one of: {names}"
-        )
+    problem = spec_problem(spec)
+    if problem:
+        raise SystemExit(problem)
     if spec.startswith("exec:"):  # a command speaking docs/exec-protocol.md
         from .exec_impl import make_exec_factory
 

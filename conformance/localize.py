@@ -1,8 +1,11 @@
 """Where a failing case first goes wrong: which layer, then which step and gate.
 
 ``locate`` reruns every layer alone, as a one-layer model fed the oracle's input for that layer,
-so a wrong layer is named even when the layers after it inherit its error.  Inside the first
-wrong layer, ``locate_gate`` compares the implementation's own per-step internals (the gates
+so a wrong layer is named even when the layers after it inherit its error.  A bug that only
+fires in a deeper layer (one that reads its own index) does not show in a one-layer model, so
+when every layer matches alone, each layer is also run inside the stack: as the last layer of
+the stack truncated after it, whose earlier layers are then known to give it the oracle's
+input.  Inside the first wrong layer, ``locate_gate`` compares the implementation's own per-step internals (the gates
 i, f, g, o, the cell state c and the hidden state h, as ``lstm_ref.trace`` records them) with
 the plain equations of ``lstm_ref.reference`` evaluated in 64 bits, and names the first one off.
 """
@@ -20,7 +23,16 @@ from lstm_ref.reference import lstm_cell
 
 from .cases import Case
 from .compare import Divergence, compare
-from .harness import Arrays, Context, build, call, model_hx, model_input, output_layout, packed_output_data
+from .harness import (
+    Arrays,
+    Context,
+    build,
+    call,
+    model_hx,
+    model_input,
+    output_layout,
+    packed_output_data,
+)
 from .harness import state_layout as base_state_layout
 
 
@@ -103,10 +115,64 @@ def locate(ctx: Context) -> str:
             return f"Run alone on the reference's layer-{layer} input, layer {layer} diverges: {div.message}{gate}"
         except Exception as exc:  # the single-layer rerun itself failed
             return f"(could not rerun layer {layer} alone: {type(exc).__name__}: {exc})"
-    return (
+    return locate_in_stack(ctx) or (
         "Every layer matches when run alone on the reference's layer input, so the divergence is "
         "in how layers are stacked: dropout between layers, layer wiring, or h_n/c_n assembly."
     )
+
+
+def _stack_weights(arrays: Arrays, layers: int) -> Arrays:
+    """The parameters of layers 0 .. layers-1, under their own names."""
+    return {
+        name[2:]: value.copy()
+        for name, value in arrays.items()
+        if name.startswith("w.") and int(name.rsplit("_l", 1)[1].split("_")[0]) < layers
+    }
+
+
+def locate_in_stack(ctx: Context) -> str:
+    """Every layer matched alone: run the stack truncated after layer 1, 2, ... until one
+    diverges from the oracle's output of that layer.  Its earlier layers matched (the shorter
+    stack did), so that layer was fed the oracle's input, and it diverges where it sits in the
+    stack only: a bug tied to the layer's index.  Not where dropout acts between the layers
+    (training with p > 0): the cut stack would then also test the dropout, and could not say
+    which of the two is wrong."""
+    case, arrays, tol = ctx.case, ctx.arrays, ctx.tol
+    if case.mode == "train" and case.p > 0:
+        return ""
+    d = case.num_directions
+    for layer in range(1, case.num_layers):
+        stack = replace(case, num_layers=layer + 1)
+        model: Any = None
+        try:
+            model = build(ctx.factory, stack, arrays, weights=_stack_weights(arrays, layer + 1))
+            hx = model_hx(arrays)
+            if hx is not None:
+                hx = (hx[0][: (layer + 1) * d], hx[1][: (layer + 1) * d])
+            out, h_n, c_n = call(model, model_input(case, arrays), hx, None)
+            expected = _layer_expected(case, arrays, layer)
+            data = packed_output_data(case, arrays, out) if case.packed else out
+            compare(
+                data,
+                expected["output"],
+                tol,
+                f"layer {layer} output",
+                output_layout(case, arrays),
+                case.dtype,
+            )
+            state = base_state_layout(case)
+            compare(h_n, arrays["h_n"][: (layer + 1) * d], tol, f"h_n of layers 0-{layer}", state, case.dtype)
+            compare(c_n, arrays["c_n"][: (layer + 1) * d], tol, f"c_n of layers 0-{layer}", state, case.dtype)
+        except Divergence as div:
+            gate = locate_gate(ctx, model, model_input(case, arrays), hx, layer, traced_layer=layer)
+            return (
+                f"Every layer matches when run alone on the reference's layer input, but inside the stack "
+                f"layer {layer} diverges (the stack cut after layer {layer}, whose layers 0-{layer - 1} match, "
+                f"so layer {layer} reads the reference's input): {div.message}{gate}"
+            )
+        except Exception as exc:
+            return f"(could not run the stack cut after layer {layer}: {type(exc).__name__}: {exc})"
+    return ""
 
 
 # -- inside one layer: the first step and gate that is off -------------------------------------------
@@ -156,17 +222,22 @@ class _LayerRows:
     order: list[int]  # sorted slot -> batch element, to find each slot's h0/c0
 
 
-def locate_gate(ctx: Context, model: Any, x: Any, hx: Any, layer: int) -> str:
-    """The first gate (i, f, g, o), c or h that is off, in processing order.
+def locate_gate(ctx: Context, model: Any, x: Any, hx: Any, layer: int, traced_layer: int = 0) -> str:
+    """The first gate (i, f, g, o), c or h of layer ``layer`` that is off, in processing order;
+    ``model(x, hx)`` runs it as its layer ``traced_layer``.
 
-    Each step is checked on its own: the reference cell is fed the oracle's previous h and
-    the implementation's own previous c (which agreed until then), in 64 bits."""
+    Each step is checked on its own: the reference cell is fed the oracle's input to the layer,
+    the oracle's previous h and the implementation's own previous c (which agreed until then),
+    in 64 bits."""
     case, arrays = ctx.case, ctx.arrays
     if case.batch_size == 0 or model is None:
         return ""
     recorded = _internals(model, x, hx)
     if recorded is None:
         return ""
+    d = case.num_directions
+    hx = None if hx is None else (hx[0][traced_layer * d :], hx[1][traced_layer * d :])  # the layer's own
+    x = layer_input(case, arrays, layer)
     wide = np.complex128 if case.dtype.startswith("complex") else np.float64
     sizes = [int(n) for n in arrays["batch_sizes"]] if case.packed else [case.batch_size] * case.steps
     rows = _LayerRows(
@@ -185,14 +256,15 @@ def locate_gate(ctx: Context, model: Any, x: Any, hx: Any, layer: int) -> str:
             if name.startswith("w.") and name.endswith(suffix)
         }
         impl = {
-            n: _packed_rows(time_major, np.asarray(recorded[0, direction][n])).astype(wide) for n in INTERNALS
+            n: _packed_rows(time_major, np.asarray(recorded[traced_layer, direction][n])).astype(wide)
+            for n in INTERNALS
         }
         state = None if hx is None else (hx[0][direction], hx[1][direction])
         found = _first_off(ctx, rows, params, impl, state, direction)
         if found:
             return (
                 "\n    first internal divergence (the implementation's trace vs the cell equations): "
-                f"layer {layer}, direction {direction}, {found}"
+                f"layer {layer}, direction {direction}{' (reverse)' if direction else ''}, {found}"
             )
     return ""
 

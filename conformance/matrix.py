@@ -8,7 +8,8 @@ the first failure's message), ``declared`` (with the implementation's reason) or
 
 Exit 0 when every FAIL cell is explained by a finding on the page (a ``### NAME: ...`` section
 whose ``Rows:`` line names the row and whose reproduction script exists), 1 otherwise, 2 when
-an implementation could not be run at all.
+an implementation could not be run at all.  The findings are expectations, as ``--expect``
+entries (expect.py); a finding whose rows all pass now is named as no longer seen.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from .adapters import REGISTRY, unavailable
+from .expect import Expectation, for_impl
 from .rows import ROW_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,25 +170,59 @@ def _short_version(version: str) -> str:
     return version.replace(", ", "<br>")
 
 
-FINDING = re.compile(r"^### (?P<impl>[\w-]+): .*?(?=^### |^## |\Z)", re.S | re.M)
+FINDING = re.compile(r"^### (?P<impl>[\w-]+): (?P<title>[^\n]*).*?(?=^### |^## |\Z)", re.S | re.M)
+CELL_FAILURE = re.compile(r"^([\w-]+) \[([^\]]+)\]")  # a FAIL cell's detail: "check [case]: message"
 
 
-def unexplained_failures(columns: list[Column], page: str, root: Path = ROOT) -> list[str]:
-    """FAIL cells with no finding: a ``### NAME: title`` section whose ``Rows:`` line names the
-    row and whose ``Reproduction:`` link points at a script that exists."""
-    covered: set[tuple[str, str]] = set()
+def findings(page: str, root: Path = ROOT) -> list[Expectation]:
+    """The page's findings as expectations (expect.py, as ``--expect`` entries): a ``### NAME:
+    title`` section accepts the failures of implementation NAME in the rows its ``Rows:`` line
+    names, if its ``Reproduction:`` link points at a script that exists."""
+    out = []
     for m in FINDING.finditer(page):
         section = m.group(0)
         rows = re.search(r"^Rows: (.*)$", section, re.M)
         repro = re.search(r"^Reproduction: \[[^\]]*\]\(([^)]+)\)", section, re.M)
-        if rows and repro and (root / "docs" / repro.group(1)).is_file():
-            covered |= {(m.group("impl"), r) for r in re.findall(r"`([\w]+)`", rows.group(1))}
+        named = rows.group(1) if rows and not rows.group(1).startswith("none") else ""
+        names = tuple(r for r in re.findall(r"`([\w]+)`", named) if r in ROW_NAMES)
+        if names and repro and (root / "docs" / repro.group(1)).is_file():
+            finding = f"docs/{repro.group(1)}"
+            out.append(
+                Expectation(m.group("title").strip(), rows=names, impl=m.group("impl"), finding=finding)
+            )
+    return out
+
+
+def _accepted(expectations: list[Expectation], row: str, cell: dict[str, str]) -> bool:
+    """Whether an expectation accepts the cell's failure (its first, as the cell records it)."""
+    m = CELL_FAILURE.match(cell.get("detail", ""))
+    check, case = (m.group(1), m.group(2)) if m else ("", "")
+    return any(e.matches(case, check, (row,)) for e in expectations)
+
+
+def unexplained_failures(columns: list[Column], page: str, root: Path = ROOT) -> list[str]:
+    """FAIL cells that no finding of the page (:func:`findings`) accepts."""
+    known = findings(page, root)
     return [
         f"{c.name} · {row}"
         for c in columns
         for row, cell in (c.cells or {}).items()
-        if cell["status"] == "FAIL" and (c.name, row) not in covered
+        if cell["status"] == "FAIL" and not _accepted(for_impl(known, c.name), row, cell)
     ]
+
+
+def stale_findings(columns: list[Column], page: str, root: Path = ROOT) -> list[str]:
+    """Findings about a column whose rows show no FAIL any more (some pass): the divergence
+    they describe is gone (as ``--expect``'s stale entries)."""
+    out = []
+    for e in findings(page, root):
+        for c in columns:
+            if c.cells is None or not e.applies_to(c.name):
+                continue
+            statuses = {cell["status"] for row, cell in c.cells.items() if e.matches("", "*", (row,))}
+            if "pass" in statuses and "FAIL" not in statuses:
+                out.append(f"{c.name}: {e.reason} (its rows pass now)")
+    return out
 
 
 def write(columns: list[Column], page_path: Path, meta: dict[str, str]) -> str:
@@ -249,4 +285,8 @@ def main_matrix(argv: list[str]) -> int:
     unexplained = unexplained_failures(columns, page, args.page.resolve().parent.parent)
     for item in unexplained:
         print(f"matrix: FAIL without a finding on the page: {item}", file=sys.stderr)
+    for item in stale_findings(
+        [c for c in columns if c.name in ran], page, args.page.resolve().parent.parent
+    ):
+        print(f"matrix: a finding no longer seen: {item}", file=sys.stderr)
     return 2 if failed_to_run else 1 if unexplained else 0

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .cases import Case, all_cases
+from .cases import Case
 from .fixtures import FixtureStore
 from .harness import Arrays
 from .rows import array_producers
+from .selection import fixture_ids
 
 
 class FixtureOracle:
@@ -60,7 +61,7 @@ def make_oracles(which: str = "both", fixtures_dir: Path | None = None) -> list[
     oracles: list[Oracle] = []
     if which in ("both", "fixtures"):
         store = FixtureStore(fixtures_dir) if fixtures_dir else FixtureStore()
-        oracles.append(FixtureOracle(store, {c.id for c in all_cases(full=False)}))
+        oracles.append(FixtureOracle(store, fixture_ids()))
     if which in ("both", "torch"):
         oracles.append(TorchOracle())
     return oracles

@@ -9,6 +9,7 @@ import time
 from typing import Any, TextIO
 
 PLAIN_EVERY_S = 5.0
+ESTIMATE_AFTER = 5  # jobs (and a tenth of them) done before a time left is shown
 
 
 class Progress:
@@ -38,10 +39,13 @@ class Progress:
         if now - self.last >= PLAIN_EVERY_S or self.done == self.total:
             self.last = now
             elapsed = now - self.start
+            # no estimate from the first few jobs: they carry the start-up (imports, compiles)
+            estimating = self.done < max(ESTIMATE_AFTER, self.total // 10) and self.done < self.total
             left = elapsed / self.done * (self.total - self.done) if self.done else 0.0
             print(
                 f"progress: {self.done}/{self.total} jobs, {self.failing} failing, "
-                f"{elapsed:.0f} s elapsed, ~{left:.0f} s left",
+                f"{elapsed:.0f} s elapsed, "
+                + ("estimating time left" if estimating else f"~{left:.0f} s left"),
                 file=self.stream,
                 flush=True,
             )

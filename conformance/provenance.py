@@ -19,8 +19,8 @@ def implementation_version(spec: str, factory: Any = None) -> str:
     declared = getattr(factory, "conformance_version", None)
     if declared:
         return str(declared)
-    if spec.startswith("exec:"):
-        return "exec"
+    if spec.startswith("exec:"):  # the command's capabilities answer gives conformance_version
+        return "unknown"
     top = spec.split(":")[0].split(".")[0]
     version = getattr(sys.modules.get(top), "__version__", None)
     if version:
@@ -41,7 +41,7 @@ def live_torch() -> str:
 
 
 def collect(spec: str, impl_version: str, fixtures: dict[str, str] | None, argv: list[str]) -> dict[str, Any]:
-    module = "exec" if spec.startswith("exec:") else spec.split(":")[0]
+    module = spec if spec.startswith("exec:") else spec.split(":")[0]  # exec: the command itself
     return {
         "torch_live": live_torch(),
         "torch_fixtures": (fixtures or {}).get("torch", "no fixtures"),

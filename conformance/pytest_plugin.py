@@ -9,6 +9,11 @@ or, from a test file of your own (docs/plugin.md)::
 
     test_my_lstm = conformance_suite("mypkg.lstm:MyLSTM")
 
+The implementation runs in worker processes, as under the CLI (conformance/workers.py): a
+crash, an exit, a hang past ``--lstm-timeout`` or an import error fails the test it happened
+in, naming what happened; the comparisons run in the pytest process, which never imports the
+implementation. One worker per pytest process (so per pytest-xdist worker), reused by its tests.
+
 The options are namespaced (``--lstm-*``) so they cannot clash with other plugins; this
 repository's root conftest.py also accepts its old names (``--impl``, ``--full``,
 ``--conformance-oracle``). Loading the plugin imports nothing heavy: numpy, torch and the
@@ -17,6 +22,7 @@ suite are imported only when a test asks for a case.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -63,14 +69,73 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR",
         help="fixtures directory (default: $LSTM_CONFORMANCE_FIXTURES, else the packaged fixtures)",
     )
+    group.addoption(
+        "--lstm-expect",
+        dest="lstm_expect",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="a baseline (TOML or JSON, as lstm-conformance --expect): the failures it lists are xfail",
+    )
+    group.addoption(
+        "--lstm-timeout",
+        dest="lstm_timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="SECONDS",
+        help="a case (or suite check) running longer fails as hung (default %(default)g)",
+    )
+
+    group.addoption(
+        "--lstm-explore",
+        dest="lstm_explore",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also search N configurations for a failure (lstm-conformance explore; test_explore)",
+    )
+    group.addoption(
+        "--lstm-explore-seed",
+        dest="lstm_explore_seed",
+        type=int,
+        default=None,
+        metavar="SEED",
+        help="the search's Hypothesis seed (default: a random one, printed)",
+    )
+
+
+_EXPECTATIONS: list[Any] = []  # --lstm-expect's entries (conformance.expect.Expectation)
+DEFAULT_TIMEOUT_S = 600.0  # == conformance.cli.DEFAULT_TIMEOUT_S
+_timeout = DEFAULT_TIMEOUT_S
+_pools: dict[str, tuple[Any, str]] = {}  # spec -> (its Pool, or None and why it cannot import)
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    global _timeout
+    timeout = config.getoption("lstm_timeout", DEFAULT_TIMEOUT_S)
+    if not (isinstance(timeout, float) and math.isfinite(timeout) and timeout > 0):
+        raise pytest.UsageError(f"--lstm-timeout must be a positive number of seconds, got {timeout}")
+    _timeout = timeout
+    path = config.getoption("lstm_expect", None)
+    if path is not None:
+        from .expect import ExpectError, load
+
+        try:
+            _EXPECTATIONS[:] = load(path)
+        except ExpectError as exc:
+            raise pytest.UsageError(f"--lstm-expect {exc}") from None
     config.addinivalue_line(
         "markers",
         f"{MARKER}(impl=None, full=None, oracle=None, fixtures=None): one test per conformance "
         "case and suite check, through the test's `job` argument (conformance.pytest_plugin)",
     )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for pool, _ in _pools.values():
+        if pool is not None:
+            pool.close()
+    _pools.clear()
 
 
 def _impl_spec(impl: object) -> str:
@@ -88,7 +153,7 @@ def _impl_spec(impl: object) -> str:
 def suite_jobs(config: pytest.Config, marker: pytest.Mark | None = None) -> list[runner.Job]:
     """The jobs of one run: the marker's arguments, else the command line's options."""
     from . import runner
-    from .impls import load_impl
+    from .impls import Impl, spec_problem
     from .oracles import make_oracles
 
     kwargs = dict(marker.kwargs) if marker else {}
@@ -96,15 +161,22 @@ def suite_jobs(config: pytest.Config, marker: pytest.Mark | None = None) -> list
     spec = _impl_spec(impl) if impl is not None else config.getoption("lstm_impl")
     oracle = kwargs.get("oracle") or config.getoption("lstm_oracle")
     full = kwargs.get("full")
+    full = bool(config.getoption("lstm_full") if full is None else full)
     fixtures = kwargs.get("fixtures") or config.getoption("lstm_fixtures")
-    try:
-        loaded = load_impl(spec)
-    except SystemExit as exc:  # load_impl's one-line reasons: a usage error, not a crash
-        raise pytest.UsageError(str(exc)) from None
+    problem = spec_problem(spec)
+    if problem:  # the syntax only: importing is the workers' business
+        raise pytest.UsageError(problem)
+    extra = (f" --fixtures {fixtures}" if fixtures else "") + (" --full" if full else "")
     oracles = make_oracles(oracle, Path(fixtures) if fixtures else None)
-    return runner.jobs_for(
-        loaded, oracles, full=bool(config.getoption("lstm_full") if full is None else full)
-    )
+    # the selection is made for what the implementation declares (as the CLI makes it), so its
+    # worker starts now; one that cannot start fails each test with why (run_job)
+    pool, _ = _worker_pool(spec, extra)
+    impl = pool.impl if pool is not None and pool.impl is not None else None
+    return runner.jobs_for(impl or Impl(spec, _not_here, rerun_extra=extra), oracles, full=full)
+
+
+def _not_here(*args: Any, **kwargs: Any) -> Any:
+    raise RuntimeError("the implementation runs in worker processes, not in the pytest process")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -119,15 +191,45 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def check_job(job: runner.Job) -> None:
     """Run one job: fail with every failing check (and how to rerun it); skip, with the reasons,
     when every check was skipped."""
-    results = job.run()
+    results = run_job(job)
+    if _EXPECTATIONS:
+        from .expect import EXPECTED, apply, for_impl
+
+        apply(results, for_impl(_EXPECTATIONS, job.spec))
     failures = [r for r in results if r.status == "fail"]
     if failures:
         pytest.fail(
             "\n\n".join(f"{r.check} vs {r.oracle}: {r.message}\n  rerun: {r.rerun}" for r in failures),
             pytrace=False,
         )
+    if _EXPECTATIONS and any(r.status == EXPECTED for r in results):
+        pytest.xfail("; ".join(sorted({r.message.splitlines()[0] for r in results if r.status == EXPECTED})))
     if results and all(r.status == "skip" for r in results):
         pytest.skip("; ".join(sorted({r.message for r in results})))
+
+
+def _worker_pool(spec: str, rerun_extra: str) -> tuple[Any, str]:
+    """This pytest process's worker for ``spec`` (started on first use), or None and why not."""
+    from .workers import Pool
+
+    if spec not in _pools:
+        pool = Pool(spec, rerun_extra, 1, _timeout, fresh=False)
+        info, problem = pool.start()
+        _pools[spec] = (pool if info is not None else None, problem)
+    return _pools[spec]
+
+
+def run_job(job: runner.Job) -> list[runner.Result]:
+    """The job's results, its implementation run in this pytest process's worker (started on
+    first use, replaced after a crash); the checks run here."""
+    pool, problem = _worker_pool(job.spec, job.impl.rerun_extra if job.impl else "")
+    if pool is None:
+        pytest.fail(f"{job.spec}: the implementation cannot be used: {problem}", pytrace=False)
+    run = pool.run([job], lambda j: j.prepare(), lambda j, done: None, keep=True)
+    if run.interrupted:
+        raise KeyboardInterrupt
+    results: list[runner.Result] = run.results
+    return results
 
 
 def conformance_suite(

@@ -24,6 +24,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from .cases import Case
+from .compact import HASH_KEY, outputs_only
 from .fixtures import (
     FIXTURES_DIR,
     FORMAT,
@@ -64,6 +65,9 @@ def build(cases: Iterable[Case], error_types: dict[str, str]) -> tuple[dict[str,
     entries: dict[str, Any] = {}
     for case in cases:
         arrays = expected_from_torch(case, producers)
+        extra: dict[str, str] = {}
+        if case.stores_outputs_only:  # size cases: outputs only, inputs regenerated (compact.py)
+            arrays, extra[HASH_KEY] = outputs_only(case, arrays)
         blob = npz_bytes(arrays)
         rel = case_file(case.id)
         files[rel] = blob
@@ -74,6 +78,7 @@ def build(cases: Iterable[Case], error_types: dict[str, str]) -> tuple[dict[str,
             "file": rel,
             "sha256": sha256(blob),
             "arrays": {k: [list(v.shape), str(v.dtype)] for k, v in arrays.items()},
+            **extra,
         }
     manifest = {
         "format": FORMAT,
@@ -82,7 +87,9 @@ def build(cases: Iterable[Case], error_types: dict[str, str]) -> tuple[dict[str,
         "note": "Arrays: w.<param> weights in torch order; x input (padded time-major if packed); "
         "h0/c0; lengths, packed_data, batch_sizes, sorted/unsorted_indices; mask_<k> dropout keep "
         "masks (time-major, bool); output (packed: data), h_n, c_n; layer_<k>_output; "
-        "stepwise_*; error (exception type name); grad_*/dout_* reserved for gradients.",
+        "stepwise_*; error (exception type name); grad_*/dout_* reserved for gradients. "
+        "Entries with inputs_sha256 (size cases) store outputs only: inputs and weights are "
+        "regenerated from the seed and must hash to it.",
         "errors": error_types,
         "cases": entries,
     }
@@ -247,8 +254,8 @@ def _torch_of(found: dict[str, str]) -> str:
 
 
 def _write_fixtures(directory: Path, out: TextIO) -> int:
-    from .cases import all_cases
     from .errors import torch_error_types
+    from .selection import fixture_cases
 
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -264,7 +271,7 @@ def _write_fixtures(directory: Path, out: TextIO) -> int:
         except FixtureError:
             gone = not (directory / MANIFEST).exists()
             previous = "no previous fixtures" if gone else f"the previous {MANIFEST} was unusable (replaced)"
-        manifest, files = build(all_cases(), torch_error_types())
+        manifest, files = build(fixture_cases(), torch_error_types())
         try:
             write(directory, files)
         except OSError as exc:
@@ -286,8 +293,8 @@ def _normal(entry: dict[str, Any]) -> Any:
 
 
 def _check_fixtures(directory: Path, out: TextIO, exact: bool = False) -> int:
-    from .cases import all_cases
     from .errors import torch_error_types
+    from .selection import fixture_cases
 
     store = FixtureStore(directory)
     with _regen_lock(directory, exclusive=False):
@@ -308,7 +315,7 @@ def _check_fixtures(directory: Path, out: TextIO, exact: bool = False) -> int:
                 f"is {live['torch']}; differences below may come from the version change",
                 file=out,
             )
-        manifest, files = build(all_cases(), torch_error_types())
+        manifest, files = build(fixture_cases(), torch_error_types())
         findings = _compare_on_disk(store, found, manifest, files, exact)
         temps = leftover_temp_files(directory)
     for path in temps:

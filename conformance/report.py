@@ -4,6 +4,7 @@ console text, Markdown and JSON."""
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .fixtures import atomic_write
 from .impls import Impl
 from .rows import ROW_NAMES
 from .runner import Result
@@ -28,6 +30,7 @@ class TableRow:
     notes: list[str] = field(default_factory=list)
     max_abs_vs_torch32: float | None = None  # 32-bit cases: worst distance to torch's own 32-bit result
     default_ratio: float | None = None  # at a declared tolerance: worst error / the suite's default
+    expected: int = 0  # failures a baseline accepts (--expect, expect.py)
 
 
 def _worst(current: float | None, value: float | None) -> float | None:
@@ -41,6 +44,8 @@ def _count(row: TableRow, result: Result, impl: Impl, needs: dict[str, dict[str,
         row.passed += 1
     elif result.status == "fail":
         row.failed += 1
+    elif result.status == "expected":
+        row.expected += 1
     else:
         row.skipped += 1
         declared = [g for g in result.features if g in impl.unsupported and g != row.feature]
@@ -62,12 +67,20 @@ def table(results: list[Result], impl: Impl) -> list[TableRow]:
         for feature in result.features:
             _count(rows.setdefault(feature, TableRow(feature, "")), result, impl, needs)
     for feature, wanted in needs.items():
-        rows[feature].notes.insert(0, f"some cases need {', '.join(wanted)} (declared unsupported)")
+        row = rows[feature]
+        if row.passed or row.failed:
+            row.notes.insert(0, f"some cases need {', '.join(wanted)} (declared unsupported)")
+        else:  # the row is not declared, but no case of it is left to run
+            row.notes.insert(0, f"declaring {', '.join(wanted)} removed this row's last case")
     for row in rows.values():
-        row.status = "FAIL" if row.failed else "pass" if row.passed else "skipped"
+        row.status = (
+            "FAIL" if row.failed else "expected" if row.expected else "pass" if row.passed else "skipped"
+        )
+        if row.expected:
+            row.notes.insert(0, f"{row.expected} expected failure{'s' * (row.expected > 1)} (--expect)")
         if row.feature in impl.unsupported:
             row.notes.insert(0, f"(declared: {impl.unsupported[row.feature]})")
-        elif not (row.passed or row.failed or row.skipped):
+        elif not (row.passed or row.failed or row.skipped or row.expected):
             row.notes.append("no check ran (needs live torch, or filtered out by --case)")
         if row.default_ratio is not None:
             row.notes.insert(0, declared_tolerance_note(row.default_ratio))
@@ -166,4 +179,25 @@ def report_json(
         "table": [{k: clean(v) for k, v in asdict(r).items()} for r in rows],
         "results": [{k: clean(v) for k, v in asdict(r).items()} for r in results],
     }
-    path.write_text(json.dumps(payload, indent=1) + "\n")
+    atomic_write(path, (json.dumps(payload, indent=1) + "\n").encode())
+
+
+def write_markdown(path: Path, text: str) -> None:
+    atomic_write(path, text.encode())
+
+
+def destination_problem(path: Path) -> str | None:
+    """Why a report cannot be written to ``path`` (checked before the run), or None."""
+    if path.is_dir():
+        return "is a directory"
+    if path.exists() and not path.is_file():
+        return "exists and is not a regular file"
+    parent = path.parent
+    if not parent.is_dir():
+        return f"directory {parent} does not exist"
+    try:  # what atomic_write will do: a temp file beside it
+        with tempfile.NamedTemporaryFile(dir=parent, prefix="." + path.name, suffix=".tmp"):
+            pass
+    except OSError as exc:
+        return f"cannot write in {parent} ({exc.strerror or exc})"
+    return None

@@ -7,8 +7,7 @@ the table and reports are made from the results by ``report.py``.
 from __future__ import annotations
 
 import fnmatch
-import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 
 from .cases import Case, all_cases, random_cases
@@ -17,7 +16,9 @@ from .fixtures import FixtureError
 from .harness import Arrays, CheckSkipped, Context, SuiteContext
 from .impls import Impl
 from .oracles import Oracle
+from .remote import safe_str
 from .rows import CaseCheck, SuiteCheck, case_checks, suite_checks
+from .selection import default_cases
 from .torch_oracle import with_exact_expectations
 
 RANDOM_CASES = 8  # extra random configurations checked against live torch in a default run
@@ -49,6 +50,7 @@ class Task:
     oracle: str = ""  # the suite check's oracle ("self" for none)
     pattern: str | None = None  # --case, selecting a suite check's items
     resume_after: str = ""  # a suite check resumed after the item its last worker crashed in
+    items: frozenset[str] | None = None  # a suite check's items this task runs (a shard's); None: all
 
     @property
     def rows(self) -> tuple[str, ...]:
@@ -80,10 +82,13 @@ class Job:
         return [r for r in execute(self.impl, self.task, self.prepare()) if isinstance(r, Result)]
 
 
-def select_cases(full: bool, pattern: str | None, with_torch: bool) -> list[Case]:
-    """The run's cases: the default set (or the whole product with ``full``), plus random ones
-    when live torch can judge them; ``pattern`` (fnmatch on ids) selects among those."""
-    cases = all_cases(full)
+def select_cases(
+    full: bool, pattern: str | None, with_torch: bool, unsupported: Collection[str] = ()
+) -> list[Case]:
+    """The run's cases: the default set completed over what the implementation supports
+    (``selection.py``), or the whole product with ``full``, plus random ones when live torch
+    can judge them; ``pattern`` (fnmatch on ids) selects among those."""
+    cases = all_cases(full) if full else default_cases(unsupported, with_torch)
     if with_torch or pattern:
         cases += random_cases(RANDOM_CASES)
     if pattern:
@@ -101,7 +106,7 @@ def declared_reason(impl: Impl, rows: tuple[str, ...]) -> str | None:
 
 def first_line(exc: BaseException) -> str:
     """``Type: first line of the message`` (JAX, for one, appends pages of notes)."""
-    lines = str(exc).strip().splitlines()
+    lines = safe_str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
@@ -178,7 +183,7 @@ def run_check(
         return result("fail", f"FixtureError: {exc}")
     except Exception as exc:
         failed = result("fail", "raised " + first_line(exc))
-        failed.detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        failed.detail = f"{type(exc).__name__}: {safe_str(exc)}".strip()
         return failed
     passed = result("pass", max_abs=agreement.max_abs, ratio=agreement.ratio)
     passed.max_abs_vs_torch32 = agreement.max_abs_vs_torch32
@@ -271,11 +276,29 @@ def _execute_suite(impl: Impl, task: Task, payload: Payload) -> Iterator[Result 
         if skipping:
             skipping = item.id != task.resume_after
             continue
-        if not task.pattern or fnmatch.fnmatchcase(item.id, task.pattern):
+        if (not task.pattern or fnmatch.fnmatchcase(item.id, task.pattern)) and (
+            task.items is None or item.id in task.items
+        ):
             yield suite_item_label(check.name, item.id)
             yield run_check(
                 impl, check.name, item.id, task.oracle, rows, item.run, (*check.needs, *item.needs)
             )
+
+
+def suite_items(pattern: str | None, dtype: str = "float64") -> dict[str, tuple[str, ...]]:
+    """The suite checks' items a run with ``--case pattern`` runs (for an implementation whose
+    suite checks run in ``dtype``), each with the rows it counts towards."""
+
+    def unused(*args: object, **kwargs: object) -> None:
+        raise AssertionError("listing items calls nothing")
+
+    ctx = SuiteContext(unused, {} if dtype == "float64" else {"float64": ""}, dict)
+    selected: dict[str, tuple[str, ...]] = {}
+    for check in suite_checks():
+        for item in check.items(ctx):
+            if not pattern or fnmatch.fnmatchcase(item.id, pattern):
+                selected[item.id] = (*selected.get(item.id, ()), check.name)
+    return selected
 
 
 def suite_item_label(check: str, item: str) -> str:
@@ -367,9 +390,20 @@ def suite_jobs(impl: Impl, oracles: list[Oracle], pattern: str | None) -> list[J
     return jobs
 
 
-def jobs_for(impl: Impl, oracles: list[Oracle], full: bool = False, pattern: str | None = None) -> list[Job]:
+def jobs_for(
+    impl: Impl,
+    oracles: list[Oracle],
+    full: bool = False,
+    pattern: str | None = None,
+    cases: list[Case] | None = None,
+) -> list[Job]:
+    """The run's jobs; ``cases`` (a --case-spec's) replaces the selection and its suite checks."""
+    if cases is not None:
+        return [
+            case_job(impl, c, oracles) for c in cases if not pattern or fnmatch.fnmatchcase(c.id, pattern)
+        ]
     with_torch = any(o.name == "torch" and not o.skip_reason for o in oracles)
-    cases = select_cases(full, pattern, with_torch)
+    cases = select_cases(full, pattern, with_torch, impl.unsupported)
     return [case_job(impl, c, oracles) for c in cases] + suite_jobs(impl, oracles, pattern)
 
 

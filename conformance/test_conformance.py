@@ -17,9 +17,9 @@ import pytest
 
 from conformance import runner
 from conformance.cases import FACTORS, Case
-from conformance.impls import load_impl
+from conformance.impls import Impl
 from conformance.oracles import TorchOracle
-from conformance.pytest_plugin import check_job
+from conformance.pytest_plugin import _not_here, check_job, run_job
 from conformance.torch_oracle import torch_available
 
 
@@ -59,9 +59,9 @@ def _random_case(draw: Any) -> Case:
 def _random_configs_against_torch(case: Case, config: Any) -> None:
     if config.getoption("lstm_oracle") == "fixtures":
         pytest.skip("live-torch oracle: not selected (--lstm-oracle fixtures)")
-    impl = load_impl(config.getoption("lstm_impl"))
+    impl = Impl(config.getoption("lstm_impl"), _not_here)  # it runs in the plugin's worker
     job = runner.case_job(impl, case, [TorchOracle()])
-    results = job.run()
+    results = run_job(job)
     note(f"case: {case}")
     failures = [r for r in results if r.status == "fail"]
     assert not failures, "\n".join(f"{r.check}: {r.message}" for r in failures) + f"\ncase: {case}"
@@ -82,3 +82,24 @@ else:
     )
     def test_random_configs_against_torch() -> None:
         pass
+
+
+# -- lstm-conformance explore under pytest (--lstm-explore N) -----------------------------------------
+
+
+def test_explore(pytestconfig: Any) -> None:
+    """The property-based search of `lstm-conformance explore`, N examples, through a worker."""
+    import io
+
+    from conformance.explore import main_explore
+
+    examples = pytestconfig.getoption("lstm_explore")
+    if not examples:
+        pytest.skip("explore: not requested (--lstm-explore N)")
+    argv = ["--impl", pytestconfig.getoption("lstm_impl"), "--examples", str(examples)]
+    seed = pytestconfig.getoption("lstm_explore_seed")
+    argv += [] if seed is None else ["--seed", str(seed)]
+    out = io.StringIO()
+    if main_explore(argv, out=out) != 0:
+        pytest.fail(out.getvalue(), pytrace=False)
+    print(out.getvalue())

@@ -288,7 +288,7 @@ def with_exact_expectations(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarr
     exact = {k[len(EXACT_PREFIX) :]: v for k, v in arrays.items() if k.startswith(EXACT_PREFIX)}
     if not exact:
         return arrays
-    return {**arrays, **{"torch32_" + k: arrays[k] for k in exact}, **exact}
+    return {**arrays, **{"torch32_" + k: arrays[k] for k in exact if k in arrays}, **exact}
 
 
 def stepwise_applies(case: Case) -> bool:

@@ -38,6 +38,34 @@ class WrongGateOrder(lstm_ref.LSTM):
         _prepare_with(self, params)
 
 
+class ReverseOGateDeepLayers(lstm_ref.LSTM):
+    """In layers 1+, the reverse direction's o gate reads the forward direction's recurrent
+    weights (a copy-paste slip only deeper layers hit: rebuilt as a one-layer model, it is gone)."""
+
+    def _prepare(self) -> None:
+        params = dict(self._params)
+        for name in [n for n in params if n.startswith("weight_hh_l") and n.endswith("_reverse")]:
+            if not name.startswith("weight_hh_l0_"):
+                w = params[name].copy()
+                o = slice(3 * self.hidden_size, 4 * self.hidden_size)
+                w[o] = params[name.removesuffix("_reverse")][o]
+                params[name] = w
+        _prepare_with(self, params)
+
+
+class InputForgetGatesSwapped(lstm_ref.LSTM):
+    """Reads torch's gate blocks as f, i, g, o (the input and forget gates swapped)."""
+
+    def _prepare(self) -> None:
+        params = {}
+        for name, w in self._params.items():
+            if name.startswith(("weight_ih", "weight_hh", "bias_")):
+                i, f, g, o = _gate_blocks(w)
+                w = np.concatenate([f, i, g, o])
+            params[name] = w
+        _prepare_with(self, params)
+
+
 class DroppedBiasHH(lstm_ref.LSTM):
     """Uses bias_ih only (bias_hh loaded but ignored)."""
 
@@ -371,6 +399,8 @@ class Wrapped:
 BROKEN: dict[str, tuple[str, ...]] = {
     "WrongGateOrder": ("whole_sequence", "probes"),
     "DroppedBiasHH": ("whole_sequence", "probes"),
+    "ReverseOGateDeepLayers": ("bidirectional", "multi_layer"),
+    "InputForgetGatesSwapped": ("whole_sequence", "probes"),
     "TransposedBlocks": ("whole_sequence",),
     "StateIgnored": ("hx_given", "stepwise", "chunked"),
     "CellStateIgnored": ("hx_given", "stepwise"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -31,3 +32,10 @@ def run_cli(*args: str, block_torch: bool = False) -> subprocess.CompletedProces
     cmd = [sys.executable, "-c", BLOCK_TORCH] if block_torch else [sys.executable, "-m", "conformance"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([*cmd, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def ctrl_c_on() -> None:
+    """Popen's preexec_fn for a run a test interrupts: SIGINT raises KeyboardInterrupt in the
+    child, also where the tests run with SIGINT ignored (a background job), which Python would
+    otherwise pass on to it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

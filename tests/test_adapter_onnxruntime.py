@@ -6,6 +6,7 @@ load_state_dict) and that the declared reasons are still what the libraries say.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 from functools import cache
@@ -161,6 +162,7 @@ def test_the_declared_reasons_are_the_libraries_own() -> None:
     for dtype in (np.complex64, np.complex128):
         with pytest.raises(Exception, match="is an unexpected tensor scalar type"):
             adapter.OnnxRuntimeLSTM(3, 4, dtype=dtype)(np.zeros((2, 1, 3), dtype))
+    assert importlib.util.find_spec("onnxruntime.training") is None  # the gradients reason: inference only
     module = adapter.OnnxRuntimeLSTM(3, 4, num_layers=2, dropout=0.5).train().module
     with pytest.raises(Exception, match="dropout in training mode"):  # the exporter's own refusal
         torch.onnx.export(

@@ -68,9 +68,20 @@ def test_torch_quantized_passes_at_a_declared_tolerance(tmp_path: Path) -> None:
     assert statuses(rows, "whole_sequence", "stepwise", "cell") == dict.fromkeys(
         ("whole_sequence", "stepwise", "cell"), "pass"
     )
-    for declared in ("float64", "complex64", "proj_size", "no_bias", "unbatched"):
+    for declared in ("float64", "complex64", "proj_size", "no_bias", "unbatched", "gradients"):
         assert rows[declared]["notes"][0].startswith("(declared: quantized dynamic LSTM"), declared
-    assert "no vjp method" in " ".join(rows["gradients"]["notes"])
+
+
+def test_torch_quantized_has_no_backward_as_declared() -> None:
+    import torch
+
+    from conformance.adapters.torch_quantized import quantize
+
+    x = torch.randn(5, 2, 3, requires_grad=True)
+    out, _ = quantize(torch.nn.LSTM(3, 4))(x)
+    with pytest.warns(UserWarning, match="aten::quantized_lstm: an autograd kernel was not registered"):
+        out.sum().backward()
+    assert x.grad is None
 
 
 def test_torch_compile_runs_compiled_code(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from conformance.cases import FACTORS, all_cases, pairwise
 from conformance.errors import error_cases
 from conformance.impls import load_impl
 from conformance.oracles import make_oracles
+from conformance.selection import fixture_ids
 from tests import broken_impls
 from tests.suite_helpers import ROOT, needs_torch, run_cli
 
@@ -86,6 +87,29 @@ def test_stacking_bug_is_located_between_layers() -> None:
     results = runner.run_all(runner.jobs_for(impl, make_oracles("fixtures"), pattern="dropout-replay-*"))
     forward = next(r for r in results if r.check == "forward" and r.status == "fail")
     assert "Every layer matches when run alone" in forward.message
+
+
+def test_deeper_layer_bug_is_located_inside_the_stack() -> None:
+    """Layer 1's reverse o gate is wrong only where layer 1 sits in a stack: rebuilt alone as a
+    one-layer model it is right, so the stack cut after layer 1 names it."""
+    impl = load_impl("tests.broken_impls:ReverseOGateDeepLayers")
+    case_id = "L3-bi-bf-p3-nobias-batched-hx-f32-eval"
+    results = runner.run_all(runner.jobs_for(impl, make_oracles("fixtures"), pattern=case_id))
+    forward = next(r for r in results if r.check == "forward")
+    assert forward.status == "fail"
+    assert "but inside the stack layer 1 diverges" in forward.message
+    assert "layer 1, direction 1 (reverse), time step 5, gate/state 'o'" in forward.message
+
+
+def test_broken_gates_are_not_judged_as_a_dropout_bug() -> None:
+    """Swapped i/f gates shut every unit of the wired layer: not a dropout bug."""
+    for name in ("InputForgetGatesSwapped", "WrongGateOrder"):
+        impl = load_impl(f"tests.broken_impls:{name}")
+        (result,) = runner.run_all(
+            runner.jobs_for(impl, make_oracles("fixtures"), pattern="dropout_statistics")
+        )
+        assert result.status == "skip", result.message
+        assert result.message.startswith("not judged: forward fails on this configuration without dropout")
 
 
 # -- correct implementations pass ----------------------------------------------------------------
@@ -238,7 +262,8 @@ def test_case_dropped_from_manifest_fails(fixture_copy: Path, capsys: Any) -> No
 
 def test_manifest_lists_every_default_case_with_provenance() -> None:
     manifest = fixtures.FixtureStore().manifest
-    assert set(manifest["cases"]) == {c.id for c in all_cases()}
+    assert set(manifest["cases"]) == fixture_ids()  # the default cases plus the completions
+    assert {c.id for c in all_cases()} <= fixture_ids()
     assert manifest["generated_by"] == "lstm-conformance regen"
     assert {"torch", "numpy"} <= set(manifest["versions"])
     for entry in manifest["cases"].values():

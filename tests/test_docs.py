@@ -60,3 +60,39 @@ def test_relative_links_point_to_existing_files(doc: Path) -> None:
         if not path.exists():
             broken.append(target)
     assert not broken, f"{doc.relative_to(ROOT)}: links to missing files: {broken}"
+
+
+def _error_tables() -> list[tuple[str, str, list[str]]]:
+    """(row text, the type the row says torch raises, its error case ids) for every row of the
+    error tables in docs/semantics.md (sections 7 and 8: the rows whose last column names cases)."""
+    rows = []
+    for line in (ROOT / "docs" / "semantics.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 3 or not re.fullmatch(r"(`[a-z0-9_-]+`(, )?)+", cells[2]):
+            continue
+        said = "none" if cells[1] == "accepted" else cells[1].strip("`")
+        rows.append((line, said, re.findall(r"`([a-z0-9_-]+)`", cells[2])))
+    return rows
+
+
+def test_semantics_error_tables_agree_with_torch() -> None:
+    """Every row of semantics.md's error tables says what torch raised when it made the fixtures
+    (both dtypes' cases), and every error case of the suite has its row."""
+    import json
+
+    torch_said = json.loads((ROOT / "fixtures" / "manifest.json").read_text())["errors"]
+    rows = _error_tables()
+    assert len(rows) > 20, "the error tables of docs/semantics.md were not found"
+    wrong = [
+        f"{case}: the doc says {said}, torch raised {torch_said.get(variant)} ({variant})"
+        for line, said, cases in rows
+        for case in cases
+        for variant in (case, case + "-f32")
+        if variant in torch_said and torch_said[variant] != said
+    ]
+    listed = {case for _, _, cases in rows for case in cases}
+    unknown = sorted(listed - set(torch_said))
+    missing = sorted({c for c in torch_said if not c.endswith("-f32")} - listed)
+    assert not wrong, "docs/semantics.md disagrees with torch:\n" + "\n".join(wrong)
+    assert not unknown, f"docs/semantics.md names error cases the fixtures do not have: {unknown}"
+    assert not missing, f"error cases with no row in docs/semantics.md's tables: {missing}"

@@ -123,10 +123,10 @@ def fx(tmp_path: Path) -> Path:
 def live_build() -> tuple[dict[str, Any], dict[str, bytes]]:
     """One real regeneration from live torch, shared by every in-process CLI test."""
     pytest.importorskip("torch")
-    from conformance.cases import all_cases
     from conformance.errors import torch_error_types
+    from conformance.selection import fixture_cases
 
-    return regen_module.build(all_cases(), torch_error_types())
+    return regen_module.build(fixture_cases(), torch_error_types())
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ work (e.g. ``"torch 2.13.0+cpu, onnxruntime 1.31.1"``, made by ``versions``, the
 from __future__ import annotations
 
 import importlib
+import os
 
 # short name -> (MODULE:ATTR, the extra that installs its libraries, the modules it imports)
 REGISTRY: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -26,8 +27,25 @@ REGISTRY: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "keras": ("conformance.adapters.keras:KerasLSTM", "keras", ("keras", "jax")),
     "flax": ("conformance.adapters.flax:FlaxLSTM", "jax", ("jax", "flax")),
     "haiku": ("conformance.adapters.haiku:HaikuLSTM", "haiku", ("jax", "haiku")),
+    "tensorflow": ("conformance.adapters.tensorflow:TensorFlowLSTM", "tensorflow", ("tensorflow",)),
+    "openvino": ("conformance.adapters.openvino:OpenVinoLSTM", "openvino", ("torch", "openvino")),
+    "paddle": ("conformance.adapters.paddle:PaddleLSTM", "paddle", ("paddle",)),
 }
 ADAPTERS: dict[str, str] = {name: entry[0] for name, entry in REGISTRY.items()}
+
+
+def keras_backend() -> str:
+    """The backend Keras will run on: ``KERAS_BACKEND`` (the keras adapter's default is jax)."""
+    return os.environ.get("KERAS_BACKEND", "jax")
+
+
+def _needs(adapter: str) -> tuple[str, tuple[str, ...]]:
+    """The extra and the modules ``--impl adapter`` needs (for keras: keras and its backend)."""
+    _, extra, modules = REGISTRY[adapter]
+    if adapter == "keras" and keras_backend() != "jax":
+        backend = keras_backend()
+        return ("tensorflow" if backend == "tensorflow" else extra), ("keras", backend)
+    return extra, modules
 
 
 def unavailable(adapter: str) -> str | None:
@@ -35,7 +53,7 @@ def unavailable(adapter: str) -> str | None:
     Looks the modules up without importing them (cheap), except torch for CUDA."""
     import importlib.util
 
-    _, extra, modules = REGISTRY[adapter]
+    extra, modules = _needs(adapter)
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
         return f"needs {', '.join(missing)}: pip install 'lstm-ref[{extra}]'"
@@ -49,7 +67,7 @@ def unavailable(adapter: str) -> str | None:
 
 def require(adapter: str, *modules: str) -> None:
     """Import ``modules`` or stop with one line naming the extra that installs them."""
-    extra = REGISTRY[adapter][1]
+    extra = _needs(adapter)[0]
     for module in modules:
         try:
             importlib.import_module(module)

@@ -52,6 +52,10 @@ DROPOUT_REASON = (
     "torch.onnx.export: 'Unsupported: ONNX export of operator RNN/GRU/LSTM, dropout in training "
     "mode'; the exported inference graph has no dropout"
 )
+GRADIENTS_REASON = (
+    "onnxruntime's InferenceSession runs inference only: an exported LSTM has no backward pass "
+    "(training needs the separate onnxruntime-training build and a training graph)"
+)
 
 _CACHE: OrderedDict[tuple[Any, ...], Any] = OrderedDict()  # one session per model, weights, form
 _CACHE_SIZE = 32
@@ -97,7 +101,7 @@ def _feed(value: Any) -> Any:
 
 class OnnxRuntimeLSTM(TorchModuleState):
     """torch.nn.LSTM -> torch.onnx.export (TorchScript exporter) -> onnxruntime, behind
-    lstm_ref.LSTM's NumPy API. No ``vjp``: an inference session has no gradients."""
+    lstm_ref.LSTM's NumPy API. No ``vjp``: an inference session has no gradients (declared)."""
 
     conformance_version: ClassVar[str] = versions("torch", "onnx", "onnxruntime")
     conformance_unsupported: ClassVar[dict[str, str]] = {
@@ -105,6 +109,7 @@ class OnnxRuntimeLSTM(TorchModuleState):
         "float64": DOUBLE_REASON,
         "complex": COMPLEX_REASON,
         "dropout": DROPOUT_REASON,
+        "gradients": GRADIENTS_REASON,
     }
 
     def __init__(

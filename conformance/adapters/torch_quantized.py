@@ -41,7 +41,7 @@ class TorchQuantizedLSTMCell(TorchLSTMCell):
 
 class TorchQuantizedLSTM(TorchForward):
     """torch.ao.nn.quantized.dynamic.LSTM; dropout masks are replayed by quantized one-layer
-    modules.  No vjp: the quantized module has no backward."""
+    modules.  No vjp: the quantized module has no backward (declared)."""
 
     conformance_version: ClassVar[str] = versions("torch")
     conformance_cell: ClassVar[Any] = TorchQuantizedLSTMCell
@@ -52,6 +52,8 @@ class TorchQuantizedLSTM(TorchForward):
         "packB should be equal to K')",
         "no_bias": "quantized dynamic LSTM requires biases (quantize_dynamic: 'mod.bias must be True')",
         "unbatched": "quantized dynamic LSTM takes 3-D input only ('input must have 3 dimensions, got 2')",
+        "gradients": "quantized dynamic LSTM has no backward pass ('aten::quantized_lstm: an autograd kernel "
+        "was not registered'; the input gets no gradient, and the packed int8 weights are not Parameters)",
     }
     conformance_tolerance: ClassVar[dict[str, tuple[float, float]]] = {"float32": (0.0, 0.05)}
 

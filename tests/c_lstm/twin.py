@@ -1,8 +1,9 @@
-"""The Python twin of lstm.c: the same one-layer unidirectional float32/float64 LSTM in NumPy,
-with the same declarations (and, as ``SwappedGates``, the same broken variant as ``-DSWAP_GATES``).
+"""The Python twin of lstm.c built as a protocol-1 command (``-DEXEC_V1``), one layer and one
+direction of it: the same float32/float64 LSTM equations in NumPy, forward only (no trace, no
+vjp), and, as ``SwappedGates``, the same broken variant as ``-DSWAP_GATES``.
 
-tests/test_exec_impl.py runs it through the suite beside the C program: the conformance table
-and the failure messages of the two must agree.
+tests/test_exec_impl.py runs it through the suite beside the C program on one-layer cases: the
+conformance table and the failure messages of the two must agree.
 """
 
 from __future__ import annotations
