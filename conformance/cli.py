@@ -8,6 +8,7 @@ lstm-conformance merge R1.json ... [--markdown M.md] [--report OUT.json]   (shar
 lstm-conformance regen [--check]
 lstm-conformance export DIR [--fixtures DIR]
 lstm-conformance matrix [--impls NAME,...]   (docs/compatibility.md)
+lstm-conformance torch-diff [--against DIR]   (docs/torch-versions.md)
 lstm-conformance explore [--impl X] [--examples N] [--seconds S] [--seed N]   (docs/rows.md)
 """
 
@@ -22,10 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from . import expect, provenance, report, runner, shards
+from .disagreements import flag_notes, oracle_labels, reconcile
 from .expect import Expectation
 from .fixtures import FIXTURES_DIR
 from .impls import DEFAULT_IMPL, Impl, load_impl
-from .oracles import make_oracles
+from .oracles import make_oracles, witness_of
 from .progress import Progress
 from .provenance import implementation_version
 from .regen import main_regen
@@ -167,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
         from .export import main_export
 
         return main_export(argv[1:])
+    if argv[:1] == ["torch-diff"]:  # nn.LSTM's changes between the fixtures' torch and live torch
+        from .torch_diff import main_torch_diff
+
+        return main_torch_diff(argv[1:])
     if argv[:1] == ["matrix"]:  # every installed adapter, one column each (matrix.py)
         from .matrix import main_matrix
 
@@ -488,12 +494,16 @@ def run(args: argparse.Namespace, argv: list[str], expectations: list[Expectatio
         unknown = Impl(args.impl, _not_loaded, rerun_extra=_rerun_extra(args))
         outcome = Outcome([], unknown, "unknown", interrupted=True)
     results = ([fixture_problem] if fixture_problem else []) + outcome.results
+    # oracles that disagree (another torch than the fixtures'): flagged, not failed (disagreements.py)
+    disagreeing = reconcile(results, witness_of(oracles), args.impl)
     info = provenance.collect(args.impl, outcome.impl_version, fixtures_made, argv)
     for line in provenance.header_lines(info):
         print(line)
     for o in oracles:
         print(f"  oracle {o.name}: " + (f"skipped ({o.skip_reason})" if o.skip_reason else "on"))
-    return _report(args, argv, outcome, results, info, oracles, time.perf_counter() - t0, expectations or [])
+    return _report(
+        args, argv, outcome, results, info, oracles, time.perf_counter() - t0, expectations or [], disagreeing
+    )
 
 
 def _report(
@@ -505,6 +515,7 @@ def _report(
     oracles: list[Any],
     elapsed: float,
     expectations: list[Expectation],
+    disagreeing: list[str] | None = None,
 ) -> int:
     """The table, the failures, the verdict; the Markdown and JSON reports, always."""
     impl = outcome.impl
@@ -514,6 +525,7 @@ def _report(
         "argv": argv,
         "tolerances": {dtype: [tol.rtol, tol.atol] for dtype, tol in impl.tolerances.items()},
         "isolation": UNPROTECTED if args.isolate == "none" else args.isolate,
+        "oracle_disagreements": disagreeing or [],  # cases where the oracles disagree (disagreements.py)
     }
     if args.expect:
         meta["expect"] = {"entries": [e.to_json() for e in expectations], "strict": args.strict_expect}
@@ -572,11 +584,16 @@ def judge_and_report(
     sharded = "shard" in meta  # a shard cannot tell a stale entry: its failure may be in another shard
     gone = [] if sharded or interrupted else expect.stale(results, expectations)
     rows = report.table(results, impl)
+    flag_notes(rows, results)
     print()
     print(report.format_table(rows))
     failures = list(report.iter_failures(results))
+    labels = oracle_labels(
+        meta.get("provenance", {}).get("torch_fixtures"), meta.get("provenance", {}).get("torch_live")
+    )
     for r in failures[:max_failures]:
-        print(f"\nFAIL {r.check} [{r.case}] vs {r.oracle}\n    {r.message}\n  rerun: {r.rerun}")
+        vs = labels.get(r.oracle, r.oracle)
+        print(f"\nFAIL {r.check} [{r.case}] vs {vs}\n    {r.message}\n  rerun: {r.rerun}")
     if len(failures) > max_failures:
         print(f"\n... and {len(failures) - max_failures} more failures (see --report)")
     for e in gone:
@@ -599,6 +616,12 @@ def judge_and_report(
         f"{len(results)} checks over {n_cases} cases and {n_error_cases} error cases: {n['pass']} passed, {n['fail']} failed, "
         f"{n['skip']} skipped{expected} in {elapsed:.1f} s -> {verdict}"
     )
+    if meta.get("oracle_disagreements"):
+        print(
+            "\nwhere the oracles disagree (a change in torch, not a finding about the implementation; "
+            "`lstm-conformance torch-diff` groups them by cause):"
+        )
+        print("\n".join("  " + line for line in meta["oracle_disagreements"]))
     if meta.get("isolation") == UNPROTECTED:
         summary += f" ({UNPROTECTED})"
     print("\n" + summary)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .cases import Case
+from .disagreements import Witness
 from .fixtures import FixtureStore
 from .harness import Arrays
 from .rows import array_producers
@@ -15,15 +16,19 @@ from .selection import fixture_ids
 class FixtureOracle:
     name = "fixtures"
 
-    def __init__(self, store: FixtureStore, covered: set[str]) -> None:
+    def __init__(self, store: FixtureStore, covered: set[str], witness: Witness | None = None) -> None:
         self.store, self.covered = store, covered
         self.skip_reason: str | None = None
+        self.witness = witness  # sees both oracles' answers (disagreements.py)
 
     def applies(self, case: Case) -> bool:
         return case.id in self.covered
 
     def expected(self, case: Case) -> Arrays:
-        return self.store.load(case)
+        arrays = self.store.load(case)
+        if self.witness is not None:
+            self.witness.saw(self.name, case.id, arrays)
+        return arrays
 
     def error_types(self) -> dict[str, str]:
         return self.store.error_types()
@@ -32,11 +37,12 @@ class FixtureOracle:
 class TorchOracle:
     name = "torch"
 
-    def __init__(self) -> None:
+    def __init__(self, witness: Witness | None = None) -> None:
         from .torch_oracle import torch_available
 
         self.skip_reason = torch_available()
         self._errors: dict[str, str] | None = None
+        self.witness = witness
 
     def applies(self, case: Case) -> bool:
         return True
@@ -44,7 +50,10 @@ class TorchOracle:
     def expected(self, case: Case) -> Arrays:
         from .torch_oracle import expected_from_torch
 
-        return expected_from_torch(case, array_producers())
+        arrays = expected_from_torch(case, array_producers())
+        if self.witness is not None:
+            self.witness.saw(self.name, case.id, arrays)
+        return arrays
 
     def error_types(self) -> dict[str, str]:
         if self._errors is None:
@@ -58,10 +67,31 @@ Oracle = FixtureOracle | TorchOracle
 
 
 def make_oracles(which: str = "both", fixtures_dir: Path | None = None) -> list[Oracle]:
+    """The oracles of a run; with both, they share a :class:`Witness` of where they disagree
+    (``oracles[0].witness``), labelled once the run knows the versions (:func:`witness_of`)."""
     oracles: list[Oracle] = []
+    witness = Witness() if which == "both" else None
     if which in ("both", "fixtures"):
         store = FixtureStore(fixtures_dir) if fixtures_dir else FixtureStore()
-        oracles.append(FixtureOracle(store, fixture_ids()))
+        oracles.append(FixtureOracle(store, fixture_ids(), witness))
     if which in ("both", "torch"):
-        oracles.append(TorchOracle())
+        oracles.append(TorchOracle(witness))
     return oracles
+
+
+def witness_of(oracles: list[Oracle]) -> Witness:
+    """The run's witness, labelled with each oracle's torch version, and given both oracles'
+    exception types when both ran the error cases."""
+    from .disagreements import oracle_labels
+    from .provenance import live_torch
+
+    fixtures = next((o for o in oracles if isinstance(o, FixtureOracle)), None)
+    torch = next((o for o in oracles if isinstance(o, TorchOracle) and not o.skip_reason), None)
+    witness = (fixtures.witness if fixtures else None) or Witness()
+    witness.labels = oracle_labels(
+        fixtures.store.provenance().get("torch", "unknown") if fixtures else None,
+        live_torch() if torch else None,
+    )
+    if fixtures is not None and torch is not None and torch._errors is not None:
+        witness.saw_error_types(fixtures.error_types(), torch._errors)  # the error cases ran on both
+    return witness

@@ -5,8 +5,11 @@ that ran live, and the implementation's own version."""
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import platform
+import re
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,6 +37,24 @@ def implementation_version(spec: str, factory: Any = None) -> str:
 
 
 def live_torch() -> str:
+    """The installed torch's full ``torch.__version__`` ("2.10.0+cu128": a CUDA wheel's
+    distribution version lacks the "+cu128"), read without importing torch; "absent" if none."""
+    if "torch" in sys.modules:  # imported already (None: its import is blocked)
+        module = sys.modules["torch"]
+        return "absent" if module is None else str(getattr(module, "__version__", "unknown"))
+    try:
+        spec = importlib.util.find_spec("torch")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.origin:
+        return "absent"
+    try:
+        text = (Path(spec.origin).parent / "version.py").read_text(encoding="utf-8")
+    except OSError:
+        text = ""
+    found = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", text, re.M)
+    if found:
+        return found.group(1)
     try:
         return importlib.metadata.version("torch")
     except importlib.metadata.PackageNotFoundError:
@@ -63,5 +84,8 @@ def header_lines(info: dict[str, Any]) -> list[str]:
     ]
     live, made = info["torch_live"], info["torch_fixtures"]
     if live != "absent" and made != "no fixtures" and live.split("+")[0] != made.split("+")[0]:
-        lines.append(f"  note: live torch {live} differs from the fixtures' torch {made}")
+        lines.append(
+            f"  note: live torch {live} differs from the fixtures' torch {made} "
+            "(`lstm-conformance torch-diff` lists what changed in nn.LSTM)"
+        )
     return lines

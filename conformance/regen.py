@@ -317,6 +317,7 @@ def _check_fixtures(directory: Path, out: TextIO, exact: bool = False) -> int:
             )
         manifest, files = build(fixture_cases(), torch_error_types())
         findings = _compare_on_disk(store, found, manifest, files, exact)
+        findings.lines += _grouped_changes(store, found, manifest, files, exact, findings)
         temps = leftover_temp_files(directory)
     for path in temps:
         findings.lines.append(
@@ -325,15 +326,44 @@ def _check_fixtures(directory: Path, out: TextIO, exact: bool = False) -> int:
     return _verdict(findings, len(manifest["cases"]), directory, out)
 
 
+def _grouped_changes(
+    store: FixtureStore,
+    found: list[Problem],
+    manifest: dict[str, Any],
+    files: dict[str, bytes],
+    exact: bool,
+    findings: _Findings,
+) -> list[str]:
+    """What changed in torch, grouped by cause and each change counted once (as ``torch-diff``
+    prints it), with advice for the direction of the change; files named already as missing or
+    corrupt are left out.  Sets ``findings.advice`` for the last line."""
+    from .torch_diff import advice, built_side, change_lines, compare, direction, fixtures_side
+
+    unreadable = {p.path for p in found}
+    old = fixtures_side(store)
+    old.cases = {k: v for k, v in old.cases.items() if store.directory / v["file"] not in unreadable}
+    diff = compare(old, built_side(manifest, files))
+    findings.direction = direction(diff.old.torch, diff.new.torch)
+    if not diff.changes and not (exact and diff.within):
+        return []
+    lines = change_lines(diff, exact)
+    return lines + ["advice: " + line for line in advice(diff, store.directory)] if diff.changes else lines
+
+
 def _verdict(findings: _Findings, n: int, directory: Path, out: TextIO) -> int:
     """Print the findings and the last line; 1 when any file is bad."""
     for line in findings.lines:
         print(line, file=out)
     if findings.counts:
         summary = ", ".join(f"{k} {kind}" for kind, k in sorted(findings.counts.items()))
+        rewrite = (
+            f"do not `{REGEN_COMMAND}` with this older torch (see the advice above)"
+            if findings.direction == "older"
+            else f"`{REGEN_COMMAND}` rewrites them"
+        )
         print(
             f"{sum(findings.counts.values())} bad fixture file(s) in {directory} ({summary}): the fixtures "
-            f"do not match live torch; `{REGEN_COMMAND}` rewrites them",
+            f"do not match live torch; {rewrite}",
             file=out,
         )
         return 1
@@ -358,6 +388,7 @@ class _Findings:
         self.lines: list[str] = []
         self.counts: Counter[str] = Counter()
         self.rounding: list[Path] = []  # files within the drift tolerance: not bad
+        self.direction = "same"  # live torch against the fixtures' torch: newer, older or same
 
     def bad(self, kind: str, path: Path, detail: str) -> None:
         self.lines.append(f"{kind.upper()} {path}: {detail}")
@@ -407,11 +438,10 @@ def _error_type_changes(store: FixtureStore, manifest: dict[str, Any], findings:
         for k in sorted(set(old_errors) | set(new_errors))
         if old_errors.get(k) != new_errors.get(k)
     ]
-    if drift:
+    if drift:  # which ones, grouped by error case, in the report of the changes
         findings.bad(
             "stale", store.directory / MANIFEST, f"{len(drift)} error type(s) differ from live torch"
         )
-        findings.lines.extend("DRIFT " + line for line in drift)
 
 
 def _file_changes(
@@ -443,7 +473,6 @@ def _file_changes(
     if path not in named and (exact or not same_definition or any(beyond for _, beyond in drifts)):
         same = "" if drifts else f" (same arrays; the file's bytes or its {MANIFEST} entry differ)"
         findings.bad("stale", path, "differs from what live torch makes now" + same)
-        findings.lines.extend("DRIFT " + line for line, _ in drifts)
     elif path not in named:
         findings.rounding.append(path)
 

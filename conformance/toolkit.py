@@ -57,8 +57,13 @@ WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
 def library_versions(*distributions: str) -> str:
     """``"torch 2.13.0+cpu, onnxruntime 1.31.1"`` for the installed distributions named: an
     adapter's ``conformance_version``, shown in the provenance of every report and the matrix."""
+    from .provenance import live_torch
+
     found = []
     for dist in distributions:
+        if dist == "torch":  # torch.__version__ in full, as everywhere ("2.10.0+cu128")
+            found.append(f"torch {live_torch()}")
+            continue
         try:
             found.append(f"{dist} {importlib.metadata.version(dist)}")
         except importlib.metadata.PackageNotFoundError:

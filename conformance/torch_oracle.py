@@ -28,12 +28,14 @@ ArrayProducer = Callable[[Case, dict[str, np.ndarray], Any, dict[str, Any]], dic
 
 
 def torch_available() -> str | None:
-    """None when torch imports, else the reason it does not."""
+    """None when torch imports and is in the supported range, else the reason why not."""
     try:
-        import torch  # noqa: F401
+        import torch
     except Exception as exc:  # ImportError, or a broken install
         return f"torch is not importable ({type(exc).__name__}: {exc})"
-    return None
+    from .torch_diff import unsupported_torch
+
+    return unsupported_torch(str(torch.__version__))
 
 
 @contextlib.contextmanager

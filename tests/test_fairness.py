@@ -145,7 +145,7 @@ def test_wrong_error_types_name_torchs(reports: Any) -> None:
     )
     assert failure["message"] == (
         "error case ctor-dropout-none: raised ValueError at construction (bad dropout None); "
-        "torch raises TypeError at construction"
+        "fixtures (torch 2.13.0+cpu) raise TypeError at construction"
     )
 
 

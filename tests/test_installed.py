@@ -32,7 +32,7 @@ COPY_IGNORE = shutil.ignore_patterns(
     ".git", ".venv", ".ci-venv", ".nox", "build", "dist", "*.egg-info", "__pycache__", ".*_cache",
     ".hypothesis", ".benchmarks", "bench-results", ".regen.lock",
 )  # fmt: skip
-TORCH = "torch==2.13.0"  # the test extra's pin (never an unpinned torch: 5 GB)
+TORCH = "torch==2.13.0"  # the ci extra's pin (never an unpinned torch: 5 GB)
 
 # The one-file setup the README shows, as a user would save it in their own tests.
 USER_TEST_FILE = """\

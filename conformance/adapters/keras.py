@@ -51,8 +51,12 @@ def backend_vjp(fn: Any, primals: list[Any], cotangents: list[Any]) -> list[np.n
         import jax
 
         outs, pullback = jax.vjp(fn, *[keras.ops.convert_to_tensor(p) for p in primals])
-        cot = tuple(keras.ops.cast(c, o.dtype) for c, o in zip(cotangents, outs, strict=True))
-        return [to_numpy(g) for g in pullback(cot)]
+        return [
+            to_numpy(g)
+            for g in pullback(
+                tuple(keras.ops.cast(c, o.dtype) for c, o in zip(cotangents, outs, strict=True))
+            )
+        ]
     if BACKEND == "tensorflow":
         import tensorflow as tf
 
@@ -60,9 +64,11 @@ def backend_vjp(fn: Any, primals: list[Any], cotangents: list[Any]) -> list[np.n
         with tf.GradientTape() as tape:
             tape.watch(sources)
             outs = fn(*sources)
-        cot = [tf.cast(c, o.dtype) for c, o in zip(cotangents, outs, strict=True)]
         grads = tape.gradient(
-            list(outs), sources, output_gradients=cot, unconnected_gradients=tf.UnconnectedGradients.ZERO
+            list(outs),
+            sources,
+            output_gradients=[tf.cast(c, o.dtype) for c, o in zip(cotangents, outs, strict=True)],
+            unconnected_gradients=tf.UnconnectedGradients.ZERO,
         )
         return [to_numpy(g) for g in grads]
     if BACKEND == "torch":
@@ -70,8 +76,8 @@ def backend_vjp(fn: Any, primals: list[Any], cotangents: list[Any]) -> list[np.n
 
         leaves = [torch.tensor(np.asarray(p), requires_grad=True) for p in primals]
         outs = fn(*leaves)
-        cot = [torch.as_tensor(np.asarray(c)).to(o.dtype) for c, o in zip(cotangents, outs, strict=True)]
-        grads = torch.autograd.grad(outs, leaves, cot, allow_unused=True)
+        upstream = [torch.as_tensor(np.asarray(c)).to(o.dtype) for c, o in zip(cotangents, outs, strict=True)]
+        grads = torch.autograd.grad(outs, leaves, upstream, allow_unused=True)
         return [np.zeros_like(p) if g is None else to_numpy(g) for p, g in zip(primals, grads, strict=True)]
     raise NotImplementedError(f"Keras' {BACKEND} backend has no autodiff")
 
