@@ -108,6 +108,7 @@ _EXPECTATIONS: list[Any] = []  # --lstm-expect's entries (conformance.expect.Exp
 DEFAULT_TIMEOUT_S = 600.0  # == conformance.cli.DEFAULT_TIMEOUT_S
 _timeout = DEFAULT_TIMEOUT_S
 _pools: dict[str, tuple[Any, str]] = {}  # spec -> (its Pool, or None and why it cannot import)
+_oracles: dict[str, list[Any]] = {}  # spec -> the oracles its jobs were made with (disagreements)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -167,7 +168,7 @@ def suite_jobs(config: pytest.Config, marker: pytest.Mark | None = None) -> list
     if problem:  # the syntax only: importing is the workers' business
         raise pytest.UsageError(problem)
     extra = (f" --fixtures {fixtures}" if fixtures else "") + (" --full" if full else "")
-    oracles = make_oracles(oracle, Path(fixtures) if fixtures else None)
+    oracles = _oracles[spec] = make_oracles(oracle, Path(fixtures) if fixtures else None)
     # the selection is made for what the implementation declares (as the CLI makes it), so its
     # worker starts now; one that cannot start fails each test with why (run_job)
     pool, _ = _worker_pool(spec, extra)
@@ -188,10 +189,26 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("job", jobs, ids=[j.id for j in jobs])
 
 
+def _flag_disagreements(spec: str, results: list[runner.Result]) -> None:
+    """Where the fixtures' torch and live torch disagree, an implementation agreeing with either
+    is flagged, not failed, and each message names its oracle's torch (as the CLI does)."""
+    oracles = _oracles.get(spec)
+    if not oracles or not any(r.status == "fail" for r in results):
+        return
+    from .disagreements import reconcile
+    from .oracles import TorchOracle, witness_of
+
+    for o in oracles:  # error items are tests of their own: both oracles' types, once
+        if isinstance(o, TorchOracle) and not o.skip_reason:
+            o.error_types()
+    reconcile(results, witness_of(oracles), spec)
+
+
 def check_job(job: runner.Job) -> None:
     """Run one job: fail with every failing check (and how to rerun it); skip, with the reasons,
     when every check was skipped."""
     results = run_job(job)
+    _flag_disagreements(job.spec, results)
     if _EXPECTATIONS:
         from .expect import EXPECTED, apply, for_impl
 

@@ -8,6 +8,9 @@ The other torch is simulated by fixture sets edited as it would have made them
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -252,6 +255,14 @@ def test_lstm_ref_is_never_failed_for_a_disagreement(tmp_path: Path) -> None:
     assert {r["case"] for r in flagged} == set(said) and all(r["oracle"] == "fixtures" for r in flagged)
     rows = {row["feature"]: row for row in data["table"]}
     assert rows["errors"]["notes"][0] == "2 case(s) flagged, not failed: the oracles disagree"
+    # the pytest path judges cases the same way (its error items, one test per oracle, do not yet)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--pyargs", "conformance",
+         "--lstm-fixtures", str(fx), "-k", "dropout-complex-raises or probe-bias_ih_only"],
+        cwd=REPO.parent, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert re.search(r"\b[2-9] passed", proc.stdout), proc.stdout[-2000:]
 
 
 @needs_torch
