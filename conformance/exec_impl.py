@@ -183,6 +183,15 @@ for d in dirs: shutil.rmtree(d, ignore_errors=True)
 """
 
 
+def _memory_tmp() -> str | None:
+    """Linux's /dev/shm (a tmpfs) where it is writable and TMPDIR is not set: a request writes and
+    reads a handful of small files, and creating a file on a disk filesystem can cost more than
+    the command's whole answer (measured in docs/exec-protocol.md)."""
+    if os.environ.get("TMPDIR") is None and os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+        return "/dev/shm"
+    return None
+
+
 class _Reaper:
     """A small companion process that outlives this one: it is told every command's process
     group and the request directories' root, and when this process ends -- however it ends,
@@ -214,7 +223,7 @@ class _Reaper:
     def request_root(self) -> Path:
         """This process's directory for request directories (removed at exit, or by the reaper)."""
         if self.root is None or not self.root.is_dir():
-            self.root = Path(tempfile.mkdtemp(prefix=f"lstm-exec-{os.getpid()}-"))
+            self.root = Path(tempfile.mkdtemp(prefix=f"lstm-exec-{os.getpid()}-", dir=_memory_tmp()))
             self.tell(f"+dir {self.root}")
             atexit.register(shutil.rmtree, self.root, True)
         return self.root
