@@ -80,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
         "--jobs",
         type=int,
         default=0,
-        help="worker processes running the implementation (default: the machine's cores)",
+        help="worker processes running the implementation (default: $LSTM_CONFORMANCE_JOBS, else the machine's cores)",
     )
     p.add_argument(
         "--timeout",
@@ -233,6 +233,11 @@ def usage_problem(args: argparse.Namespace) -> str | None:
         return f"--timeout must be a positive number of seconds, got {args.timeout:g}"
     if args.jobs < 0:
         return f"--jobs must be 0 (one per core) or more, got {args.jobs}"
+    if args.jobs == 0:
+        try:
+            default_jobs()
+        except SystemExit as exc:
+            return str(exc)
     problem = spec_problem(args.impl)
     if problem:
         return problem

@@ -328,8 +328,14 @@ def generate() -> tuple[dict[str, str], list[str]]:
         raise SystemExit(f"conformance.docgen needs torch (the sample run uses the live oracle): {reason}")
     runs = {"default": run_cli([]), "failure": run_cli(FAILURE_ARGV)}
     problems = []
-    if runs["default"].rc != 0:
-        problems.append("the default run (lstm_ref) did not pass: the sample output would show failures")
+    default = runs["default"].report
+    not_passing = [row["feature"] for row in default.get("table", []) if row["status"] != "pass"]
+    if runs["default"].rc != 0 or not_passing or default.get("oracles") != {"fixtures": "on", "torch": "on"}:
+        problems.append(
+            "the default run (lstm_ref) did not pass every row with both oracles: the sample output "
+            f"would show it (exit {runs['default'].rc}, rows not passing: {not_passing}, oracles: "
+            f"{default.get('oracles')})"
+        )
     if runs["failure"].rc != 1 or "FAIL " not in runs["failure"].stdout:
         problems.append(f"{FAILURE_IMPL} did not fail case {FAILURE_CASE}: pick another failure sample")
     fresh = {name: gen(runs[which]) for name, (which, gen) in GENERATORS.items()}

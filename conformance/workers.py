@@ -464,5 +464,19 @@ def _not_here(*args: Any, **kwargs: Any) -> Any:
     raise RuntimeError("the implementation runs in worker processes, not in the parent")
 
 
+JOBS_ENV = "LSTM_CONFORMANCE_JOBS"
+
+
 def default_jobs() -> int:
+    """Workers when --jobs is not given: $LSTM_CONFORMANCE_JOBS (a CI job that runs several
+    suites side by side sets it), else one per core this process may run on."""
+    given = os.environ.get(JOBS_ENV, "").strip()
+    if given:
+        try:
+            jobs = int(given)
+        except ValueError:
+            jobs = 0
+        if jobs < 1:
+            raise SystemExit(f"{JOBS_ENV}={given!r}: a number of worker processes, 1 or more")
+        return jobs
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -7,6 +7,12 @@ identical across thread counts (docs/semantics.md section 6).
 
 from __future__ import annotations
 
+import os
+
+# One worker per conformance run the tests start (unless a test asks for --jobs): pytest-xdist
+# already runs one test per core, and a second worker per run only adds its start-up.
+os.environ.setdefault("LSTM_CONFORMANCE_JOBS", "1")
+
 try:
     import torch
 except ImportError:  # the torch-free tests still run

@@ -266,8 +266,10 @@ def test_pytest_plugin_without_torch(installed: Installed) -> None:
     assert "hypothesis is not installed" in out  # the random-configuration test says why it skips
     assert "site-packages/conformance/test_conformance.py" in out or "conformance/test_conformance.py" in out
     # the README's one-file setup, in the user's own tests
-    out = _ok(installed.run("pytest", "test_my_lstm.py", *args))
-    assert _pytest_counts(out).get("passed", 0) > 30, out[-3000:]
+    out = _ok(
+        installed.run("pytest", "test_my_lstm.py", "-k", "L1-", *args)
+    )  # a slice: the full run is above
+    assert _pytest_counts(out).get("passed", 0) >= 10, out[-3000:]
     broken = installed.run(
         "pytest", "--pyargs", "conformance", "--lstm-impl", "tinylstm:SwappedGates", "-k", "L1-uni", *args
     )
@@ -278,13 +280,15 @@ def test_pytest_plugin_without_torch(installed: Installed) -> None:
 def test_cli_and_pytest_with_torch(with_torch: Installed) -> None:
     inst = with_torch
     _ok(inst.run(inst.python, "-c", "import torch"))
+    # --oracle fixtures leaves torch out even where it is installed (a slice of the cases)
     out = _ok(
         inst.run(
-            "lstm-conformance", "--impl", "tinylstm:TinyLSTM", "--oracle", "fixtures", "--report", "fx.json"
+            "lstm-conformance", "--impl", "tinylstm:TinyLSTM", "--oracle", "fixtures", "--case", "L1-*",
+            "--report", "fx.json",
         )
-    )
+    )  # fmt: skip
     assert "-> PASS" in out
-    _assert_passes(_report(inst.user / "fx.json"), torch=None)
+    assert "torch" not in _report(inst.user / "fx.json")["oracles"]  # type: ignore[operator]
     out = _ok(inst.run("lstm-conformance", "--impl", "tinylstm:TinyLSTM", "--report", "both.json"))
     assert "-> PASS" in out
     _assert_passes(_report(inst.user / "both.json"), torch="on")
@@ -295,6 +299,8 @@ def test_cli_and_pytest_with_torch(with_torch: Installed) -> None:
             "conformance",
             "--lstm-impl",
             "tinylstm:TinyLSTM",
+            "-k",
+            "L1- or random",  # a slice, and the random configurations against live torch
             "-q",
             "-rs",
             "-p",
@@ -302,7 +308,7 @@ def test_cli_and_pytest_with_torch(with_torch: Installed) -> None:
         )
     )
     counts = _pytest_counts(out)
-    assert counts.get("passed", 0) > 30 and "failed" not in counts, out[-3000:]
+    assert counts.get("passed", 0) >= 10 and "failed" not in counts, out[-3000:]
     assert "test_random_configs_against_torch" not in out  # ran (with hypothesis and torch), not skipped
 
 
@@ -328,9 +334,11 @@ def test_editable_install_finds_the_checkout_fixtures(with_torch: Installed) -> 
             "tinylstm:TinyLSTM",
             "--lstm-oracle",
             "fixtures",
+            "-k",
+            "L1-",
             "-q",
             "-p",
             "no:cacheprovider",
         )
     )
-    assert _pytest_counts(out).get("passed", 0) > 30
+    assert _pytest_counts(out).get("passed", 0) >= 10

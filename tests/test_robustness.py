@@ -175,12 +175,19 @@ def _usage_cases(tmp: Path) -> list[list[str]]:
         ["--timeout", "-5"],
         ["--timeout", "nan"],
         ["--timeout", "inf"],
+        ["LSTM_CONFORMANCE_JOBS", "two"],
+        ["LSTM_CONFORMANCE_JOBS", "0"],
     ]
 
 
-@pytest.mark.parametrize("index", range(11))
-def test_a_usage_error_is_one_line_and_exit_2(tmp_path: Path, capsys: Any, index: int) -> None:
+@pytest.mark.parametrize("index", range(13))
+def test_a_usage_error_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch, index: int
+) -> None:
     args = _usage_cases(tmp_path)[index]
+    if args[0] == "LSTM_CONFORMANCE_JOBS":  # the environment's default for --jobs
+        monkeypatch.setenv(*args[:2])
+        args = args[2:]
     code = cli.main(["--case", "L1-uni-batched-nohx-f64-eval", "--oracle", "fixtures", *args])
     out, err = capsys.readouterr()
     assert code == 2 and out == "", out
