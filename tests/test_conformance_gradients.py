@@ -130,7 +130,9 @@ def test_failure_names_the_first_diverging_tensor_and_the_others() -> None:
 def test_cli_fails_broken_gradient_with_json_report(tmp_path: Path) -> None:
     report = tmp_path / "report.json"
     oracle = "both" if has_torch() else "fixtures"
-    proc = run_cli("--impl", f"{MODULE}:DroppedC0Grad", "--oracle", oracle, "--report", str(report))
+    proc = run_cli(
+        "--impl", f"{MODULE}:DroppedC0Grad", "--oracle", oracle, "--case", "L2-*", "--report", str(report)
+    )  # fmt: skip
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "FAIL gradients [" in proc.stdout and "gradient of 'c0' diverges" in proc.stdout
     data = json.loads(report.read_text())
@@ -143,7 +145,9 @@ def test_cli_fails_broken_gradient_with_json_report(tmp_path: Path) -> None:
 
 def test_cli_without_torch_checks_gradients_from_fixtures(tmp_path: Path) -> None:
     report = tmp_path / "report.json"
-    proc = run_cli("--impl", f"{MODULE}:BiasHHGradZeroed", "--report", str(report), block_torch=True)
+    proc = run_cli(
+        "--impl", f"{MODULE}:BiasHHGradZeroed", "--case", "L2-*", "--report", str(report), block_torch=True
+    )  # fmt: skip
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     data = json.loads(report.read_text())
     assert data["oracles"]["torch"].startswith("torch is not importable")
