@@ -59,6 +59,10 @@ def _random_case(draw: Any) -> Case:
 def _random_configs_against_torch(case: Case, config: Any) -> None:
     if config.getoption("lstm_oracle") == "fixtures":
         pytest.skip("live-torch oracle: not selected (--lstm-oracle fixtures)")
+    # asked here, not at collection: importing torch costs seconds a fixtures-only session skips
+    reason = torch_available()
+    if reason is not None:
+        pytest.skip(f"live-torch oracle: {reason}")
     impl = Impl(config.getoption("lstm_impl"), _not_here)  # it runs in the plugin's worker
     job = runner.case_job(impl, case, [TorchOracle()])
     results = run_job(job)
@@ -69,7 +73,6 @@ def _random_configs_against_torch(case: Case, config: Any) -> None:
 
 if HYPOTHESIS:
 
-    @pytest.mark.skipif(torch_available() is not None, reason=f"live-torch oracle: {torch_available()}")
     @settings(derandomize=True, max_examples=12, deadline=None, database=None)
     @given(case=st.composite(_random_case)())
     def test_random_configs_against_torch(case: Case, pytestconfig: Any) -> None:
