@@ -90,11 +90,6 @@ def cells_from_report(report: dict[str, Any]) -> dict[str, dict[str, str]]:
     return cells
 
 
-# What the matrix checks that a default run leaves off for time: torch-compile's compiled
-# backward, so its `gradients` cell is a verdict like every other column's.
-MATRIX_ENV = {"torch-compile": {"CONFORMANCE_TORCH_COMPILE_BACKWARD": "1"}}
-
-
 def run_one(name: str, jobs: int, timeout: float, workdir: Path) -> Column:
     """One ``lstm-conformance --impl NAME`` process and its report."""
     why = _why_not(name)
@@ -105,8 +100,7 @@ def run_one(name: str, jobs: int, timeout: float, workdir: Path) -> Column:
     cmd += ["--jobs", str(jobs)]
     print(f"matrix: {name} ...", flush=True)
     try:
-        env = {**os.environ, **MATRIX_ENV.get(name, {})}
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir, env=env)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir)
     except subprocess.TimeoutExpired:
         return Column(name, not_run=f"the run took longer than {timeout:g} s")
     (workdir / f"{name}.log").write_text(proc.stdout + proc.stderr)
