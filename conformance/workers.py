@@ -20,6 +20,7 @@ import itertools
 import multiprocessing
 import multiprocessing.connection
 import os
+import sys
 import queue
 import signal
 import threading
@@ -46,8 +47,23 @@ from .remote import (
 from .runner import Job, Payload, Result, crash_result, execute, suite_item_of
 from .tolerances import declared_tolerances
 
-# spawn, not fork: the parent may hold torch's threads, and a worker must start clean
-CONTEXT = multiprocessing.get_context("spawn")
+
+
+def _context() -> Any:
+    """Never a fork of this process: it may hold torch's threads, and a worker must start clean.
+    Where it exists, a fork server (a clean process that has imported NumPy and this module, and
+    nothing of the implementation) starts each worker in milliseconds; a spawned one pays half a
+    second of imports, which a run that starts a fresh worker per failing case pays many times.
+    Each worker takes the parent's environment, sys.path and directory as they are when it starts
+    (:func:`_as_parent`), as a spawned one does."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["conformance.workers"])
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+CONTEXT = _context()
 POLL_S = 0.25  # how often a waiting request looks whether its worker is still there
 
 
@@ -92,7 +108,23 @@ def _lstm_ref_trace(target: Any, name: str) -> Any:
     return trace
 
 
-def _worker_main(conn: Any, spec: str) -> None:
+def _parent_state() -> tuple[dict[str, str], list[str], str]:
+    return dict(os.environ), list(sys.path), os.getcwd()
+
+
+def _as_parent(state: tuple[dict[str, str], list[str], str]) -> None:
+    """The parent's environment, sys.path and directory of now (the fork server's are those of
+    when it started)."""
+    environ, path, cwd = state
+    os.environ.clear()
+    os.environ.update(environ)
+    sys.path[:] = path
+    with contextlib.suppress(OSError):
+        os.chdir(cwd)
+
+
+def _worker_main(conn: Any, spec: str, state: tuple[dict[str, str], list[str], str]) -> None:
+    _as_parent(state)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)  # a group of its own: whatever the implementation forks is killed with it
@@ -152,7 +184,7 @@ class Worker:
 
     def __init__(self, spec: str) -> None:
         self.conn, child = CONTEXT.Pipe()
-        self.process = CONTEXT.Process(target=_worker_main, args=(child, spec), daemon=True)
+        self.process = CONTEXT.Process(target=_worker_main, args=(child, spec, _parent_state()), daemon=True)
         self.process.start()
         child.close()
         self.lost = ""  # set once the worker is killed: why every later request fails

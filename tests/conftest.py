@@ -43,3 +43,10 @@ SLOWEST_FIRST = (
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-xdist would reorder the modules by their number of tests, putting the slowest last
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+

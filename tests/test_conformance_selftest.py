@@ -153,7 +153,8 @@ def test_lstm_ref_passes_every_row_in_process() -> None:
 
 @needs_torch
 def test_cli_torch_adapter_passes_against_fixtures() -> None:
-    proc = run_cli("--impl", "torch", "--oracle", "fixtures")
+    # a slice: `regen --check` (tests/test_fixtures_robustness.py) compares every fixture with torch
+    proc = run_cli("--impl", "torch", "--oracle", "fixtures", "--case", "L[12]-*")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
