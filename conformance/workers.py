@@ -20,9 +20,9 @@ import itertools
 import multiprocessing
 import multiprocessing.connection
 import os
-import sys
 import queue
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -46,7 +46,6 @@ from .remote import (
 )
 from .runner import Job, Payload, Result, crash_result, execute, suite_item_of
 from .tolerances import declared_tolerances
-
 
 
 def _context() -> Any:

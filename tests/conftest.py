@@ -49,4 +49,3 @@ def pytest_configure(config: pytest.Config) -> None:
     # pytest-xdist would reorder the modules by their number of tests, putting the slowest last
     if hasattr(config.option, "loadscopereorder"):
         config.option.loadscopereorder = False
-
