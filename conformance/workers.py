@@ -50,12 +50,13 @@ from .tolerances import declared_tolerances
 
 def _context() -> Any:
     """Never a fork of this process: it may hold torch's threads, and a worker must start clean.
-    Where it exists, a fork server (a clean process that has imported NumPy and this module, and
+    On Linux, a fork server (a clean process that has imported NumPy and this module, and
     nothing of the implementation) starts each worker in milliseconds; a spawned one pays half a
     second of imports, which a run that starts a fresh worker per failing case pays many times.
     Each worker takes the parent's environment, sys.path and directory as they are when it starts
     (:func:`_as_parent`), as a spawned one does."""
-    if "forkserver" in multiprocessing.get_all_start_methods():
+    # Linux only: on macOS a fork of a process that has loaded Accelerate is not safe
+    if sys.platform.startswith("linux") and "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["conformance.workers"])
         return context

@@ -171,3 +171,30 @@ def test_a_broken_manifest_is_reported_once(tmp_path: Path, fixtures_copy: Path)
     failures = [r for r in report["results"] if r["status"] == "fail"]
     assert len(failures) == 1 and "manifest.json" in failures[0]["message"], failures[:3]
     assert proc.stdout.count("manifest.json") <= 3
+
+
+def test_a_worker_sees_the_parent_as_it_is_when_the_worker_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """Workers start from a fork server on Linux, which started with the parent's environment,
+    sys.path and directory of its own start; each worker still gets those of its own start."""
+    from conformance import cli
+
+    def run() -> int:
+        return cli.main(["--impl", "probe_lstm:LSTM", "--case", CASE, "--oracle", "fixtures", "--quiet"])
+
+    CASE = "L1-uni-batched-nohx-f64-eval"
+    (tmp_path / "probe_lstm.py").write_text(
+        "import os, lstm_ref\n"
+        "class LSTM(lstm_ref.LSTM):\n"
+        "    def __init__(self, *args, **kwargs):\n"
+        "        assert os.environ.get('LSTM_PROBE') == 'now' and os.path.isfile('here'), 'a stale parent'\n"
+        "        super().__init__(*args, **kwargs)\n"
+    )
+    monkeypatch.setenv("LSTM_PROBE", "before")
+    assert run() == 1  # the fork server (where there is one) is running from here on
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("LSTM_PROBE", "now")
+    (tmp_path / "here").touch()
+    monkeypatch.chdir(tmp_path)
+    assert run() == 0, capsys.readouterr().out[-2000:]
