@@ -32,7 +32,7 @@ from .progress import Progress
 from .provenance import implementation_version
 from .regen import main_regen
 from .rows import suite_checks
-from .workers import default_jobs
+from .workers import default_jobs, jobs_env_problem
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -233,11 +233,9 @@ def usage_problem(args: argparse.Namespace) -> str | None:
         return f"--timeout must be a positive number of seconds, got {args.timeout:g}"
     if args.jobs < 0:
         return f"--jobs must be 0 (one per core) or more, got {args.jobs}"
-    if args.jobs == 0:
-        try:
-            default_jobs()
-        except SystemExit as exc:
-            return str(exc)
+    problem = jobs_env_problem() if args.jobs == 0 else None
+    if problem:
+        return problem
     problem = spec_problem(args.impl)
     if problem:
         return problem

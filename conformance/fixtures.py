@@ -209,23 +209,17 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
-def _blob_problem(blob: bytes, entry: dict[str, Any], where: str, arrays: bool = True) -> str | None:
-    """What is wrong with a fixture file's bytes given its manifest entry, or None. With
-    ``arrays=False`` a file whose sha256 matches is not unpacked (what regen wrote, byte for byte)."""
-    if sha256(blob) != entry["sha256"]:
-        detail = f"sha256 does not match {MANIFEST} (corrupted or edited fixture)"
-        try:
-            read_npz_bytes(blob, where)
-        except FixtureError as exc:
-            detail += f"; {str(exc).removeprefix(where + ': ')}"
-        return detail
-    if not arrays:
+def _blob_problem(blob: bytes, entry: dict[str, Any], where: str) -> str | None:
+    """What is wrong with a fixture file's bytes given its manifest entry (its sha256), or None:
+    a file whose hash matches is what regen wrote, byte for byte, and is not unpacked here."""
+    if sha256(blob) == entry["sha256"]:
         return None
+    detail = f"sha256 does not match {MANIFEST} (corrupted or edited fixture)"
     try:
-        found = read_npz_bytes(blob, where)
+        read_npz_bytes(blob, where)
     except FixtureError as exc:
-        return str(exc).removeprefix(where + ": ")
-    return _listing_problem(found, entry)
+        detail += f"; {str(exc).removeprefix(where + ': ')}"
+    return detail
 
 
 def _listing_problem(found: dict[str, np.ndarray], entry: dict[str, Any]) -> str | None:
@@ -313,7 +307,7 @@ class FixtureStore:
             return Problem("corrupt", path, str(exc).removeprefix(f"{path}: "))
         except OSError as exc:
             return Problem("corrupt", path, f"unreadable ({why(exc)})")
-        detail = _blob_problem(blob, entry, str(path), arrays=False)
+        detail = _blob_problem(blob, entry, str(path))
         return None if detail is None else Problem("corrupt", path, detail)
 
     def _extra_files(self) -> list[Problem]:
@@ -349,9 +343,8 @@ class FixtureStore:
             blob = read_bounded(path, size_bound(entry))
         except OSError as exc:
             raise FixtureError(f"{path}: fixture file missing or unreadable ({exc.strerror})") from exc
-        # the hash first, then the arrays unpacked once (they are what is checked and returned)
-        detail = _blob_problem(blob, entry, str(path), arrays=False)
-        found = {} if detail else read_npz_bytes(blob, str(path))
+        detail = _blob_problem(blob, entry, str(path))
+        found = {} if detail else read_npz_bytes(blob, str(path))  # unpacked once: checked, returned
         detail = detail or _listing_problem(found, entry)
         if detail:
             raise FixtureError(f"{path}: {detail}")

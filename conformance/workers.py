@@ -499,16 +499,27 @@ def _not_here(*args: Any, **kwargs: Any) -> Any:
 JOBS_ENV = "LSTM_CONFORMANCE_JOBS"
 
 
+def jobs_env_problem() -> str | None:
+    """What is wrong with $LSTM_CONFORMANCE_JOBS (not a number of workers, 1 or more), or None."""
+    given = os.environ.get(JOBS_ENV, "").strip()
+    if not given:
+        return None
+    try:
+        if int(given) >= 1:
+            return None
+    except ValueError:
+        pass
+    return f"{JOBS_ENV}={given!r}: a number of worker processes, 1 or more"
+
+
 def default_jobs() -> int:
     """Workers when --jobs is not given: $LSTM_CONFORMANCE_JOBS (a CI job that runs several
-    suites side by side sets it), else one per core this process may run on."""
+    suites side by side sets it; the CLI refuses a bad value before anything runs), else one per
+    core this process may run on."""
+    problem = jobs_env_problem()
+    if problem:
+        raise SystemExit(problem)
     given = os.environ.get(JOBS_ENV, "").strip()
     if given:
-        try:
-            jobs = int(given)
-        except ValueError:
-            jobs = 0
-        if jobs < 1:
-            raise SystemExit(f"{JOBS_ENV}={given!r}: a number of worker processes, 1 or more")
-        return jobs
+        return int(given)
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
