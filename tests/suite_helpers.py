@@ -1,4 +1,5 @@
-"""Shared by the conformance self-tests: drive the real CLI as a user would, with or without torch."""
+"""Shared by the conformance self-tests: drive the real CLI as a user would, with or without torch,
+or the same run in this process (its table and results)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from conformance import report, runner
+from conformance.impls import load_impl
+from conformance.oracles import make_oracles
+from conformance.rows import case_checks
 
 ROOT = Path(__file__).resolve().parent.parent
 # Runs the CLI with `import torch` failing, as on a machine without torch.
@@ -39,3 +45,24 @@ def ctrl_c_on() -> None:
     child, also where the tests run with SIGINT ignored (a background job), which Python would
     otherwise pass on to it."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def run_in_process(
+    spec: str, oracle: str = "fixtures", pattern: str | None = None, rows: tuple[str, ...] = ()
+) -> tuple[dict[str, report.TableRow], list[runner.Result]]:
+    """A run's table (by row) and results, here; with ``rows``, only the jobs holding a check
+    that counts towards one of them run, which leaves those rows' verdicts exactly what the
+    whole run gives them."""
+    impl = load_impl(spec)
+    jobs = runner.jobs_for(impl, make_oracles(oracle), pattern=pattern)
+    if rows:
+        jobs = [job for job in jobs if set(_rows_of(job)) & set(rows)]
+    results = runner.run_all(jobs)
+    return {r.feature: r for r in report.table(results, impl)}, results
+
+
+def _rows_of(job: runner.Job) -> tuple[str, ...]:
+    case = job.task.case
+    if case is None:
+        return job.task.rows
+    return tuple(row for check in case_checks() for row in check.counts_towards(case))

@@ -11,23 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conformance import fixtures, gradients, report, runner
+from conformance import fixtures, gradients
 from conformance.cases import all_cases
-from conformance.impls import load_impl
-from conformance.oracles import make_oracles
 from conformance.selection import default_cases, fixture_ids
 from tests import broken_gradient_impls
-from tests.suite_helpers import has_torch, needs_torch, run_cli
+from tests.suite_helpers import has_torch, needs_torch, run_cli, run_in_process
 
 MODULE = "tests.broken_gradient_impls"
-
-
-def run(
-    spec: str, oracle: str = "fixtures", pattern: str | None = None
-) -> tuple[dict[str, report.TableRow], list[runner.Result]]:
-    impl = load_impl(spec)
-    results = runner.run_all(runner.jobs_for(impl, make_oracles(oracle), pattern=pattern))
-    return {r.feature: r for r in report.table(results, impl)}, results
 
 
 # -- the fixtures carry the gradients ------------------------------------------------------------------
@@ -57,7 +47,7 @@ def test_every_fixture_case_stores_upstream_and_torch_gradients() -> None:
 
 
 def test_lstm_ref_passes_the_gradients_row_from_fixtures() -> None:
-    rows, _ = run("lstm_ref:LSTM")
+    rows, _ = run_in_process("lstm_ref:LSTM")
     grad = rows["gradients"]
     assert grad.status == "pass" and grad.failed == 0 and grad.skipped == 0, grad.notes
     store, held = fixtures.FixtureStore(), fixture_ids()
@@ -71,7 +61,7 @@ def test_lstm_ref_passes_the_gradients_row_from_fixtures() -> None:
 
 @needs_torch
 def test_torch_adapter_vjp_passes_against_gradient_fixtures() -> None:
-    rows, _ = run("torch")
+    rows, _ = run_in_process("torch")
     assert rows["gradients"].status == "pass" and rows["gradients"].skipped == 0, rows["gradients"].notes
     assert rows["gradients"].passed >= 40
 
@@ -79,7 +69,7 @@ def test_torch_adapter_vjp_passes_against_gradient_fixtures() -> None:
 @needs_torch
 def test_torch_adapter_vjp_replays_dropout_masks() -> None:
     """dropout_masks reach the adapter's layer-by-layer autograd (shared Parameters)."""
-    _, results = run("torch", oracle="both", pattern="dropout-replay-*")
+    _, results = run_in_process("torch", oracle="both", pattern="dropout-replay-*")
     grads = [r for r in results if r.check == "gradients"]
     # dropout-replay-f32-bf, dropout-replay-packed-bi and its float32 twin, against both oracles
     assert len(grads) == 6 and all(r.status == "pass" for r in grads), [r.message for r in grads]
@@ -87,7 +77,7 @@ def test_torch_adapter_vjp_replays_dropout_masks() -> None:
 
 @needs_torch
 def test_live_torch_gradients_for_random_configurations() -> None:
-    _, results = run("lstm_ref:LSTM", oracle="torch", pattern="random-*")
+    _, results = run_in_process("lstm_ref:LSTM", oracle="torch", pattern="random-*")
     grads = [r for r in results if r.check == "gradients"]
     assert len(grads) >= 6 and all(r.status == "pass" for r in grads), [r.message for r in grads]
 
@@ -97,7 +87,7 @@ def test_live_torch_gradients_for_random_configurations() -> None:
 
 @pytest.mark.parametrize("name", sorted(broken_gradient_impls.BROKEN))
 def test_broken_gradient_is_caught_on_the_gradients_row(name: str) -> None:
-    rows, results = run(f"{MODULE}:{name}")
+    rows, results = run_in_process(f"{MODULE}:{name}")
     failing = sorted(f for f, r in rows.items() if r.status == "FAIL")
     assert failing == ["gradients"], f"{name}: failing rows {failing}"
     messages = [r.message for r in results if r.check == "gradients" and r.status == "fail"]
@@ -113,7 +103,7 @@ def test_broken_gradient_is_caught_on_the_gradients_row(name: str) -> None:
 
 
 def test_failure_names_the_first_diverging_tensor_and_the_others() -> None:
-    _, results = run(f"{MODULE}:ReverseWeightGradsSwapped", pattern="mix-bi-L3-proj-hx-bf")
+    _, results = run_in_process(f"{MODULE}:ReverseWeightGradsSwapped", pattern="mix-bi-L3-proj-hx-bf")
     (fail,) = [r for r in results if r.check == "gradients"]
     assert fail.status == "fail"
     assert fail.message.startswith("gradient of 'weight_ih_l0' diverges")
@@ -178,7 +168,7 @@ def test_impl_without_vjp_is_not_supported_and_still_passes(tmp_path: Path) -> N
 
 
 def test_declared_unsupported_gradients_are_skipped_with_the_reason() -> None:
-    rows, _ = run(f"{MODULE}:GradientsDeclaredUnsupported")
+    rows, _ = run_in_process(f"{MODULE}:GradientsDeclaredUnsupported")
     grad = rows["gradients"]
     assert grad.status == "skipped" and grad.passed == 0 and grad.failed == 0
     assert any("backward not validated yet" in n for n in grad.notes)
@@ -186,7 +176,7 @@ def test_declared_unsupported_gradients_are_skipped_with_the_reason() -> None:
 
 
 def test_declared_unsupported_case_features_skip_their_gradients() -> None:
-    rows, results = run("tests.broken_impls:PackedDeclaredUnsupported")
+    rows, results = run_in_process("tests.broken_impls:PackedDeclaredUnsupported")
     packed = [r for r in results if r.check == "gradients" and "packed" in r.case]
     assert packed and all(r.status == "skip" and "no PackedSequence support yet" in r.message for r in packed)
     assert rows["gradients"].status == "pass"
@@ -209,7 +199,7 @@ def test_compare_gradient_tolerance_is_relative_to_the_tensor_scale() -> None:
 
 
 def test_a_permille_weight_gradient_error_fails_in_every_dtype() -> None:
-    _, results = run(f"{MODULE}:WeightGradOffByOnePermille")
+    _, results = run_in_process(f"{MODULE}:WeightGradOffByOnePermille")
     failed = {
         c.dtype
         for c in all_cases()

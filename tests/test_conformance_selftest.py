@@ -19,30 +19,15 @@ from conformance.cases import FACTORS, all_cases, pairwise
 from conformance.errors import error_cases
 from conformance.impls import load_impl
 from conformance.oracles import make_oracles
-from conformance.rows import case_checks
 from conformance.selection import fixture_ids
 from tests import broken_impls
-from tests.suite_helpers import ROOT, needs_torch, run_cli
+from tests.suite_helpers import ROOT, needs_torch, run_cli, run_in_process
 
 
 def table_of(
     impl_spec: str, oracle: str = "fixtures", rows: tuple[str, ...] = ()
 ) -> dict[str, report.TableRow]:
-    """The run's table; with ``rows``, only the jobs holding a check that counts towards one of
-    them run, which leaves those rows' verdicts exactly what the whole run gives them."""
-    impl = load_impl(impl_spec)
-    jobs = runner.jobs_for(impl, make_oracles(oracle))
-    if rows:
-        jobs = [job for job in jobs if set(_rows_of(job)) & set(rows)]
-    results = runner.run_all(jobs)
-    return {r.feature: r for r in report.table(results, impl)}
-
-
-def _rows_of(job: runner.Job) -> tuple[str, ...]:
-    case = job.task.case
-    if case is None:
-        return job.task.rows
-    return tuple(row for check in case_checks() for row in check.counts_towards(case))
+    return run_in_process(impl_spec, oracle, rows=rows)[0]
 
 
 # -- broken implementations are caught -----------------------------------------------------------

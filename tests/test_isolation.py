@@ -181,9 +181,9 @@ def test_a_worker_sees_the_parent_as_it_is_when_the_worker_starts(
     from conformance import cli
 
     def run() -> int:
-        return cli.main(["--impl", "probe_lstm:LSTM", "--case", CASE, "--oracle", "fixtures", "--quiet"])
+        argv = ["--impl", "probe_lstm:LSTM", "--case", "L1-uni-batched-nohx-f64-eval", "--oracle", "fixtures"]
+        return cli.main([*argv, "--quiet"])
 
-    CASE = "L1-uni-batched-nohx-f64-eval"
     (tmp_path / "probe_lstm.py").write_text(
         "import os, lstm_ref\n"
         "class LSTM(lstm_ref.LSTM):\n"

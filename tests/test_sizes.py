@@ -12,14 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from conformance import report, runner
 from conformance.cases import all_cases
-from conformance.impls import load_impl
-from conformance.oracles import make_oracles
 from conformance.rows import expand_declarations
 from conformance.selection import FIXTURED_DECLARATIONS, default_cases, fixture_ids, uncovered
 from tests.size_broken_impls import SIZE_BROKEN
-from tests.suite_helpers import ROOT, needs_torch, run_cli
+from tests.suite_helpers import ROOT, needs_torch, run_cli, run_in_process
 
 
 def _table(report: Path) -> dict[str, dict[str, object]]:
@@ -30,9 +27,7 @@ def _table(report: Path) -> dict[str, dict[str, object]]:
 def test_size_cases_fail_each_size_bug(name: str) -> None:
     """The default run's size cases (fixtures alone: no torch needed) fail every kind (in this
     process; the CLI's exit and report for one of them below)."""
-    impl = load_impl(f"tests.size_broken_impls:{name}")
-    results = runner.run_all(runner.jobs_for(impl, make_oracles("fixtures"), pattern="size-*"))
-    table = {row.feature: row for row in report.table(results, impl)}
+    table, _ = run_in_process(f"tests.size_broken_impls:{name}", pattern="size-*")
     for row in SIZE_BROKEN[name]:
         assert table[row].status == "FAIL", (row, table[row])
 
