@@ -5,6 +5,9 @@ each gets the suite's worker isolation, timeouts and honest exit codes); the mat
 reports and writes ``docs/compatibility.md`` (between its generated markers; the findings below
 them are written by hand) and ``docs/compatibility.json``.  A cell is ``pass``, ``FAIL`` (with
 the first failure's message), ``declared`` (with the implementation's reason) or ``skipped``.
+A row too costly to check over every case for one column (``ROW_SUBSETS``: torch-compile's
+compiled backward) is judged by a second run on a named subset of the cases, and its cell's
+note says which.
 
 Exit 0 when every FAIL cell is explained by a finding on the page (a ``### NAME: ...`` section
 whose ``Rows:`` line names the row and whose reproduction script exists), 1 otherwise, 2 when
@@ -90,30 +93,102 @@ def cells_from_report(report: dict[str, Any]) -> dict[str, dict[str, str]]:
     return cells
 
 
-def run_one(name: str, jobs: int, timeout: float, workdir: Path) -> Column:
-    """One ``lstm-conformance --impl NAME`` process and its report."""
-    why = _why_not(name)
-    if why:
-        return Column(name, not_run=why)
-    report_path = workdir / f"{name}.json"
-    cmd = [sys.executable, "-m", "conformance", "--impl", name, "--report", str(report_path), "--quiet"]
-    cmd += ["--jobs", str(jobs)]
-    print(f"matrix: {name} ...", flush=True)
+@dataclass(frozen=True)
+class RowSubset:
+    """A row too costly to check over every case for one column: the column's run declares it,
+    and a second run, on the cases matching ``cases`` with ``env`` set, judges it."""
+
+    row: str
+    cases: str  # a --case pattern
+    env: tuple[tuple[str, str], ...]
+    scope: str  # what the cell's note says was checked, and why not more
+
+
+ROW_SUBSETS: dict[str, RowSubset] = {
+    "torch-compile": RowSubset(
+        "gradients",
+        "L[123]-*",
+        (("CONFORMANCE_TORCH_COMPILE_BACKWARD", "1"),),
+        "the compiled backward, on the all-pairs cases 'L[123]-*' only (over every case it takes "
+        "more than an hour on 2 cores: Inductor compiles a backward graph unrolled over each "
+        "case's steps; docs/adapters.md)",
+    ),
+}
+
+
+def _run(
+    name: str, args: list[str], timeout: float, workdir: Path, tag: str, env: dict[str, str] | None = None
+) -> tuple[dict[str, Any], str] | str:
+    """``lstm-conformance --impl NAME ARGS``: (its report, its verdict), or why there is none."""
+    report_path = workdir / f"{tag}.json"
+    cmd = [
+        sys.executable,
+        "-m",
+        "conformance",
+        "--impl",
+        name,
+        "--report",
+        str(report_path),
+        "--quiet",
+        *args,
+    ]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir)
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=workdir,
+            env={**os.environ, **(env or {})},
+        )
     except subprocess.TimeoutExpired:
-        return Column(name, not_run=f"the run took longer than {timeout:g} s")
-    (workdir / f"{name}.log").write_text(proc.stdout + proc.stderr)
+        return f"the run took longer than {timeout:g} s"
+    (workdir / f"{tag}.log").write_text(proc.stdout + proc.stderr)
     if not report_path.exists():
-        return Column(name, not_run=f"exit {proc.returncode} without a report: {_first_line(proc.stderr)}")
+        return f"exit {proc.returncode} without a report: {_first_line(proc.stderr)}"
     report = json.loads(report_path.read_text())
     summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
     verdict = summary.rsplit("-> ", 1)[-1] if "-> " in summary else ("PASS" if report["passed"] else "FAIL")
+    return report, verdict
+
+
+def run_one(name: str, jobs: int, timeout: float, workdir: Path) -> Column:
+    """One ``lstm-conformance --impl NAME`` process and its report (and, for a row in
+    ``ROW_SUBSETS``, a second one on that row's cases)."""
+    why = _why_not(name)
+    if why:
+        return Column(name, not_run=why)
+    print(f"matrix: {name} ...", flush=True)
+    ran = _run(name, ["--jobs", str(jobs)], timeout, workdir, name)
+    if isinstance(ran, str):
+        return Column(name, not_run=ran)
+    report, verdict = ran
     column = Column(name, report["provenance"]["impl_version"], verdict, report["elapsed_s"])
     column.date = datetime.date.today().isoformat()
     column.cells = cells_from_report(report)
-    print(f"matrix: {name}: {verdict} in {report['elapsed_s']:.0f} s", flush=True)
+    subset = ROW_SUBSETS.get(name)
+    if subset:
+        args = ["--jobs", str(jobs), "--case", subset.cases]
+        sub = _run(name, args, timeout, workdir, f"{name}-{subset.row}", dict(subset.env))
+        cell = (
+            {"status": "skipped", "detail": f"{subset.scope}: {sub}"}
+            if isinstance(sub, str)
+            else _subset_cell(cells_from_report(sub[0]), subset)
+        )
+        column.cells[subset.row] = cell
+        column.elapsed_s = (column.elapsed_s or 0.0) + (0.0 if isinstance(sub, str) else sub[0]["elapsed_s"])
+        if cell["status"] == "FAIL":
+            column.verdict = "FAIL"
+    print(f"matrix: {name}: {column.verdict} in {column.elapsed_s:.0f} s", flush=True)
     return column
+
+
+def _subset_cell(cells: dict[str, dict[str, str]], subset: RowSubset) -> dict[str, str]:
+    """The subset run's cell for its row, its note saying what was checked (a FAIL's note still
+    starts with "check [case]", which findings match)."""
+    cell = cells.get(subset.row, {"status": "skipped", "detail": "no such row in the subset run"})
+    detail = f"{cell['detail']} ({subset.scope})" if cell["detail"] else subset.scope
+    return {"status": cell["status"], "detail": detail}
 
 
 def _cell_text(column: Column, row: str, notes: list[str]) -> str:

@@ -7,6 +7,7 @@ the ``gradients`` row (and only there), naming the tensor that diverges.
 
 from __future__ import annotations
 
+import os
 from typing import Any, ClassVar
 
 import numpy as np
@@ -40,6 +41,15 @@ class DroppedC0Grad(_VjpPatch):
 
     def _break(self, grads: dict[str, np.ndarray], input: Any) -> dict[str, np.ndarray]:
         return {**grads, "c0": np.zeros_like(grads["c0"])}
+
+
+class C0GradDroppedBehindSwitch(DroppedC0Grad):
+    """DroppedC0Grad whose backward is declared unsupported unless $BACKWARD_SWITCH is 1, as
+    torch-compile's adapter does with its compiled backward (the matrix's row subsets)."""
+
+    conformance_unsupported: ClassVar[dict[str, str]] = (
+        {} if os.environ.get("BACKWARD_SWITCH") == "1" else {"gradients": "switched off"}
+    )
 
 
 class WeightGradOffByOnePermille(_VjpPatch):

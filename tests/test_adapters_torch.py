@@ -52,7 +52,10 @@ def test_torchscript_packed_passes(tmp_path: Path) -> None:
 
 
 def test_torchscript_errors_and_poisoned_state(tmp_path: Path) -> None:
-    _, data, rows, _ = run(tmp_path, "torchscript", "errors:*")
+    # the 13 error cases with "-b" or "-c" in their ids (a third of the time of all 48): the
+    # bidirectional=1 constructor, hx-batch-first-layout, and the poisoning pair (hx-c0-none, then
+    # hx-f32-c0-in-f64-model-accepted) with input-batch-0-accepted after it
+    _, data, rows, _ = run(tmp_path, "torchscript", "errors:*-[bc]*")
     assert statuses(rows, "errors", "error_types") == {"errors": "FAIL", "error_types": "FAIL"}
     messages = {r["case"]: r["message"] for r in data["results"] if r["status"] == "fail"}
     assert "RuntimeError at construction" in messages["errors:ctor-bidirectional-int-accepted"]

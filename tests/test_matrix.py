@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,6 +66,36 @@ def test_cells_of_a_broken_implementation_carry_the_first_message(tmp_path: Path
     assert cells["whole_sequence"]["status"] == "FAIL"
     assert cells["whole_sequence"]["detail"].startswith("forward [L1-uni-batched-nohx-f64-eval]")
     assert cells["float64"]["status"] == "FAIL"
+
+
+def test_a_row_subset_is_judged_by_a_second_run_with_its_cases_and_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # as torch-compile's compiled backward: declared in the column's run, judged in the second
+    name = "tests.broken_gradient_impls:C0GradDroppedBehindSwitch"
+    subset = matrix.RowSubset("gradients", "L2-*", (("BACKWARD_SWITCH", "1"),), "the backward on L2-* only")
+    monkeypatch.setitem(matrix.ROW_SUBSETS, name, subset)
+    monkeypatch.setattr(matrix, "_why_not", lambda _: "")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the runs' directory is tmp_path
+    real_run, calls = matrix._run, []
+
+    def narrowed(name: str, args: list[str], *rest: Any) -> Any:  # the column's run on one case
+        calls.append(args)
+        return real_run(
+            name, args if "--case" in args else [*args, "--case", "L1-uni-batched-nohx-f64-eval"], *rest
+        )
+
+    monkeypatch.setattr(matrix, "_run", narrowed)
+    column = matrix.run_one(name, 1, 300, tmp_path)
+    assert calls[1][-2:] == ["--case", "L2-*"]
+    assert column.cells is not None and column.verdict == "FAIL"
+    cell = column.cells["gradients"]
+    assert cell["status"] == "FAIL", cell
+    assert cell["detail"].startswith("gradients [L2-") and cell["detail"].endswith(
+        "(the backward on L2-* only)"
+    )
+    assert "gradient of 'c0' diverges" in cell["detail"]
+    assert column.cells["whole_sequence"]["status"] == "pass"
 
 
 @needs_torch
