@@ -5,8 +5,8 @@ lives only in that directory (tests/installed_user/tinylstm.py, an independent N
 
 One virtual environment serves the module, in file order: the torch-free tests run before the
 fixture that installs torch (each checks which it has), and the editable-install test comes last.
-About 1.5 to 2.5 minutes (machine load), most of it building, installing torch (from local disk here,
-without byte-compiling) and running the suite four times.
+About 1.5 to 2 minutes (machine load), most of it building, installing and running the suite four
+times; torch is this interpreter's, linked into the venv (see _link_from_here).
 """
 
 from __future__ import annotations
@@ -21,9 +21,12 @@ import sys
 import tarfile
 import zipfile
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from tests.suite_helpers import ROOT
 
@@ -146,9 +149,52 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     return inst
 
 
+def _requirement_closure(names: tuple[str, ...]) -> list[metadata.Distribution]:
+    """The distributions installed here that ``names`` are, and all they require."""
+    todo, found = list(names), {}
+    while todo:
+        dist = metadata.distribution(todo.pop())
+        key = canonicalize_name(dist.metadata["Name"])
+        if key in found:
+            continue
+        found[key] = dist
+        for line in dist.requires or ():
+            req = Requirement(line)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+    return list(found.values())
+
+
+def _link_from_here(inst: Installed, names: tuple[str, ...]) -> None:
+    """Install ``names`` (and their requirements) into the venv as this interpreter has them:
+    their files symlinked into its site-packages, dist-info included.  The same files `pip
+    install` would unpack, without unpacking torch's 700 MB again and byte-compiling it on first
+    import (about 30 s of the module's time)."""
+    code = (
+        "import sysconfig, importlib.metadata as m; print(sysconfig.get_paths()['purelib']); "
+        "print(*(d.metadata['Name'] for d in m.distributions()))"
+    )
+    site_line, names_line = _ok(inst.run(inst.python, "-c", code)).strip().splitlines()
+    site, has = Path(site_line), {canonicalize_name(n) for n in names_line.split()}
+    for dist in _requirement_closure(names):
+        if canonicalize_name(dist.metadata["Name"]) in has:
+            continue  # the venv has its own (numpy, from the wheel's dependencies)
+        tops = {f.parts[0] for f in dist.files or () if f.parts[0] not in ("..", "__pycache__")}
+        for top in tops:
+            (site / top).symlink_to(Path(str(dist.locate_file(top))))
+
+
 @pytest.fixture(scope="module")
 def with_torch(installed: Installed) -> Installed:
-    installed.pip(TORCH, "hypothesis")
+    try:
+        pinned = metadata.version("torch").split("+")[0] == TORCH.split("==")[1]
+        metadata.version("hypothesis")
+    except metadata.PackageNotFoundError:
+        pinned = False
+    if pinned:
+        _link_from_here(installed, ("torch", "hypothesis"))
+    else:  # this interpreter has another torch (or none): the pinned one, as a user installs it
+        installed.pip(TORCH, "hypothesis")
     return installed
 
 
