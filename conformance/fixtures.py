@@ -109,6 +109,19 @@ def read_npz_bytes(blob: bytes, where: str) -> dict[str, np.ndarray]:
         raise FixtureError(f"{where}: not a readable .npz ({type(exc).__name__}: {exc})") from exc
 
 
+# verified sha256 -> the file's arrays: a process that runs the suite more than once (the tests,
+# a pytest session) unpacks each fixture once; every load gets copies of its own
+_UNPACKED: dict[str, dict[str, np.ndarray]] = {}
+
+
+def _unpacked(blob: bytes, sha256: str, where: str) -> dict[str, np.ndarray]:
+    """read_npz_bytes of a blob whose hash was checked against ``sha256``, remembered by it."""
+    arrays = _UNPACKED.get(sha256)
+    if arrays is None:
+        arrays = _UNPACKED[sha256] = read_npz_bytes(blob, where)
+    return {name: value.copy() for name, value in arrays.items()}
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".tmp")
@@ -344,7 +357,7 @@ class FixtureStore:
         except OSError as exc:
             raise FixtureError(f"{path}: fixture file missing or unreadable ({exc.strerror})") from exc
         detail = _blob_problem(blob, entry, str(path))
-        found = {} if detail else read_npz_bytes(blob, str(path))  # unpacked once: checked, returned
+        found = {} if detail else _unpacked(blob, entry["sha256"], str(path))  # checked, returned
         detail = detail or _listing_problem(found, entry)
         if detail:
             raise FixtureError(f"{path}: {detail}")

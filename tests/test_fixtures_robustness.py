@@ -433,3 +433,22 @@ def test_verify_needs_no_torch(fx: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"{fx}/cases/probe-gate_f.npz: sha256 does not match")
+
+
+def test_a_load_owns_its_arrays_and_a_corrupt_file_is_not_served_from_memory(fx: Path) -> None:
+    from conformance.cases import all_cases
+
+    case = next(c for c in all_cases() if c.id == "probe-gate_f")
+    path = fx / "cases" / "probe-gate_f.npz"
+    with np.load(path) as z:
+        on_disk = {name: z[name] for name in z.files}
+    first = fixtures.FixtureStore(fx).load(case)
+    for value in first.values():
+        value[...] = 0  # an implementation writing into what it was given
+    second = fixtures.FixtureStore(fx).load(case)
+    assert second.keys() == on_disk.keys()
+    for name, value in on_disk.items():
+        np.testing.assert_array_equal(second[name], value, err_msg=name)
+    flip_byte(fx)  # after both loads: the bytes are checked again, not remembered
+    with pytest.raises(fixtures.FixtureError, match=r"probe-gate_f\.npz: sha256 does not match"):
+        fixtures.FixtureStore(fx).load(case)
