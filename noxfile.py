@@ -84,7 +84,7 @@ def torch_versions(session: nox.Session, torch: str) -> None:
     (`nox -s torch_versions` runs all four; versions other than 2.13.0 and 2.14.1 are CUDA
     wheels from PyPI, several GB each, that run on CPU)."""
     session.install("-e", ".[test]", f"torch=={torch}")
-    session.run("python", "-m", "conformance.torch_versions", "--column", success_codes=[0])
+    session.run("python", "-m", "conformance.tools.torch_versions", "--column", success_codes=[0])
 
 
 @nox.session(python=PYTHON)

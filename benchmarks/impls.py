@@ -314,7 +314,7 @@ def _torch_case(config: Config, mode: str) -> Case:
 
 def plugin_factory(impl: str) -> tuple[Any, dict[str, str]]:
     """The factory and its declarations (row -> reason) of a plug-in API implementation."""
-    from conformance.impls import load_impl
+    from conformance.run.impls import load_impl
 
     if impl in REGISTRY:
         reason = unavailable(impl)

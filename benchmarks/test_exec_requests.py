@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conformance.exec_impl import make_exec_factory
+from conformance.run.exec_impl import make_exec_factory
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILDS = {"protocol1": ["-DEXEC_V1"], "protocol2": []}

@@ -22,17 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import expect, provenance, report, runner, shards
-from .disagreements import flag_notes, oracle_labels, reconcile
-from .expect import Expectation
-from .fixtures import FIXTURES_DIR
-from .impls import DEFAULT_IMPL, Impl, load_impl
-from .oracles import make_oracles, witness_of
-from .progress import Progress
-from .provenance import implementation_version
-from .regen import main_regen
-from .rows import suite_checks
-from .workers import default_jobs, jobs_env_problem
+from .checks.rows import suite_checks
+from .oracles.disagreements import flag_notes, oracle_labels, reconcile
+from .oracles.fixtures import FIXTURES_DIR
+from .oracles.regen import main_regen
+from .oracles.sources import make_oracles, witness_of
+from .run import expect, provenance, report, runner, shards
+from .run.expect import Expectation
+from .run.impls import DEFAULT_IMPL, Impl, load_impl
+from .run.progress import Progress
+from .run.provenance import implementation_version
+from .run.workers import default_jobs, jobs_env_problem
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -146,7 +146,7 @@ def _regen(argv: list[str]) -> int:
         "--fixtures", type=Path, default=FIXTURES_DIR, help="fixtures directory (default: %(default)s)"
     )
     args = p.parse_args(argv)
-    from .torch_oracle import torch_available
+    from .oracles.torch_oracle import torch_available
 
     try:
         reason = torch_available()  # imports torch: Ctrl-C may come here too
@@ -166,27 +166,27 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["regen"]:
         return _regen(argv[1:])
     if argv[:1] == ["export"]:  # every default case as exec-protocol files (export.py)
-        from .export import main_export
+        from .tools.export import main_export
 
         return main_export(argv[1:])
     if argv[:1] == ["torch-diff"]:  # nn.LSTM's changes between the fixtures' torch and live torch
-        from .torch_diff import main_torch_diff
+        from .oracles.torch_diff import main_torch_diff
 
         return main_torch_diff(argv[1:])
     if argv[:1] == ["matrix"]:  # every installed adapter, one column each (matrix.py)
-        from .matrix import main_matrix
+        from .tools.matrix import main_matrix
 
         return main_matrix(argv[1:])
     if argv[:1] == ["baseline"]:  # a --expect file from a run's --report (expect.py)
-        from .expect import main_baseline
+        from .run.expect import main_baseline
 
         return main_baseline(argv[1:])
     if argv[:1] == ["merge"]:  # the shards' reports as one (shards.py)
-        from .shards import main_merge
+        from .run.shards import main_merge
 
         return main_merge(argv[1:])
     if argv[:1] == ["explore"]:  # a property-based search that shrinks (explore.py)
-        from .explore import main_explore
+        from .tools.explore import main_explore
 
         return main_explore(argv[1:])
     args = _parser().parse_args(argv)
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     if args.case_spec:
-        from .explore import read_spec
+        from .tools.explore import read_spec
 
         try:
             args.spec_cases = [read_spec(args.case_spec)]
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def usage_problem(args: argparse.Namespace) -> str | None:
     """What makes the command line unusable, found before anything runs, or None."""
-    from .impls import spec_problem
+    from .run.impls import spec_problem
 
     if not (math.isfinite(args.timeout) and args.timeout > 0):
         return f"--timeout must be a positive number of seconds, got {args.timeout:g}"
@@ -250,8 +250,8 @@ def _list(args: argparse.Namespace) -> int:
     """The cases and suite items a run with the same options would run, with their rows: the
     implementation's declarations (read in a worker, as a run does) complete the default set
     over what it supports (selection.py)."""
-    from .explore import WorkerRunner
-    from .selection import uncovered
+    from .contract.selection import uncovered
+    from .tools.explore import WorkerRunner
 
     oracles = make_oracles(args.oracle, args.fixtures)
     with_torch = any(o.name == "torch" and not o.skip_reason for o in oracles)
@@ -389,7 +389,7 @@ def _in_process(args: argparse.Namespace, oracles: list[Any], progress_on: bool)
 
 
 def _in_workers(args: argparse.Namespace, oracles: list[Any], progress_on: bool) -> Outcome:
-    from .workers import Pool
+    from .run.workers import Pool
 
     extra = _rerun_extra(args)
     pool = Pool(args.impl, extra, args.jobs or default_jobs(), args.timeout, fresh=args.isolate == "case")
@@ -422,7 +422,7 @@ def _recheck_alone(
     """A job that failed in a shared worker is rerun in a fresh one; if that rerun completes and
     passes, its failure depends on what ran before it in the same process: say so. True when
     Ctrl-C stopped the reruns (only those that completed are used)."""
-    from .workers import Pool
+    from .run.workers import Pool
 
     # a job that hung is not rerun: that would only wait for the timeout again
     hung = {r.case for r in results if r.check == "crash" and "timed out" in r.message}
@@ -455,7 +455,7 @@ def _not_loaded(*args: Any, **kwargs: Any) -> Any:
 def run(args: argparse.Namespace, argv: list[str], expectations: list[Expectation] | None = None) -> int:
     t0 = time.perf_counter()
     if args.impl == "torch":
-        from .torch_oracle import torch_available
+        from .oracles.torch_oracle import torch_available
 
         if torch_available():  # checked here too: the workers are other processes
             print(f"--impl torch: {torch_available()}", file=sys.stderr)
@@ -469,7 +469,7 @@ def run(args: argparse.Namespace, argv: list[str], expectations: list[Expectatio
         make_oracles(args.oracle, args.fixtures)
     )
     if getattr(args, "spec_cases", None):  # a spec's case is in no fixture: live torch, or lstm_ref-f64
-        from .explore import spec_oracle
+        from .tools.explore import spec_oracle
 
         oracles, fixture_problem = [spec_oracle()], None
     selected = len(
@@ -577,7 +577,7 @@ def judge_and_report(
     """Judge ``results`` (of a run, or of merged shards) as ``run`` records them (its "impl",
     "unsupported", "tolerances" and "expect"), print the table, the failures and the verdict, and
     write the reports; the exit code."""
-    from .tolerances import declared_tolerances
+    from .contract.tolerances import declared_tolerances
 
     tolerances = declared_tolerances({k: tuple(v) for k, v in run.get("tolerances", {}).items()})
     impl = Impl(run["impl"], _not_loaded, run["unsupported"], None, tolerances)

@@ -9,7 +9,7 @@ or, from a test file of your own (docs/plugin.md)::
 
     test_my_lstm = conformance_suite("mypkg.lstm:MyLSTM")
 
-The implementation runs in worker processes, as under the CLI (conformance/workers.py): a
+The implementation runs in worker processes, as under the CLI (conformance/run/workers.py): a
 crash, an exit, a hang past ``--lstm-timeout`` or an import error fails the test it happened
 in, naming what happened; the comparisons run in the pytest process, which never imports the
 implementation. One worker per pytest process (so per pytest-xdist worker), reused by its tests.
@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from . import runner
+    from .run import runner
 
 MARKER = "lstm_conformance"
-DEFAULT_IMPL = "lstm_ref:LSTM"  # == conformance.impls.DEFAULT_IMPL (not imported: it pulls numpy in)
+DEFAULT_IMPL = "lstm_ref:LSTM"  # == conformance.run.impls.DEFAULT_IMPL (not imported: it pulls numpy in)
 ORACLES = ("both", "fixtures", "torch")
 
 
@@ -104,7 +104,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-_EXPECTATIONS: list[Any] = []  # --lstm-expect's entries (conformance.expect.Expectation)
+_EXPECTATIONS: list[Any] = []  # --lstm-expect's entries (conformance.run.expect.Expectation)
 DEFAULT_TIMEOUT_S = 600.0  # == conformance.cli.DEFAULT_TIMEOUT_S
 _timeout = DEFAULT_TIMEOUT_S
 _pools: dict[str, tuple[Any, str]] = {}  # spec -> (its Pool, or None and why it cannot import)
@@ -119,7 +119,7 @@ def pytest_configure(config: pytest.Config) -> None:
     _timeout = timeout
     path = config.getoption("lstm_expect", None)
     if path is not None:
-        from .expect import ExpectError, load
+        from .run.expect import ExpectError, load
 
         try:
             _EXPECTATIONS[:] = load(path)
@@ -153,9 +153,9 @@ def _impl_spec(impl: object) -> str:
 
 def suite_jobs(config: pytest.Config, marker: pytest.Mark | None = None) -> list[runner.Job]:
     """The jobs of one run: the marker's arguments, else the command line's options."""
-    from . import runner
-    from .impls import Impl, spec_problem
-    from .oracles import make_oracles
+    from .oracles.sources import make_oracles
+    from .run import runner
+    from .run.impls import Impl, spec_problem
 
     kwargs = dict(marker.kwargs) if marker else {}
     impl = kwargs.get("impl")
@@ -195,8 +195,8 @@ def _flag_disagreements(spec: str, results: list[runner.Result]) -> None:
     oracles = _oracles.get(spec)
     if not oracles or not any(r.status == "fail" for r in results):
         return
-    from .disagreements import reconcile
-    from .oracles import TorchOracle, witness_of
+    from .oracles.disagreements import reconcile
+    from .oracles.sources import TorchOracle, witness_of
 
     for o in oracles:  # error items are tests of their own: both oracles' types, once
         if isinstance(o, TorchOracle) and not o.skip_reason:
@@ -210,7 +210,7 @@ def check_job(job: runner.Job) -> None:
     results = run_job(job)
     _flag_disagreements(job.spec, results)
     if _EXPECTATIONS:
-        from .expect import EXPECTED, apply, for_impl
+        from .run.expect import EXPECTED, apply, for_impl
 
         apply(results, for_impl(_EXPECTATIONS, job.spec))
     failures = [r for r in results if r.status == "fail"]
@@ -227,7 +227,7 @@ def check_job(job: runner.Job) -> None:
 
 def _worker_pool(spec: str, rerun_extra: str) -> tuple[Any, str]:
     """This pytest process's worker for ``spec`` (started on first use), or None and why not."""
-    from .workers import Pool
+    from .run.workers import Pool
 
     if spec not in _pools:
         pool = Pool(spec, rerun_extra, 1, _timeout, fresh=False)

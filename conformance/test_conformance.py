@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from conformance import runner
-from conformance.cases import FACTORS, Case
-from conformance.impls import Impl
-from conformance.oracles import TorchOracle
+from conformance.contract.cases import FACTORS, Case
+from conformance.oracles.sources import TorchOracle
+from conformance.oracles.torch_oracle import torch_available
 from conformance.pytest_plugin import _not_here, check_job, run_job
-from conformance.torch_oracle import torch_available
+from conformance.run import runner
+from conformance.run.impls import Impl
 
 
 @pytest.mark.lstm_conformance
@@ -94,7 +94,7 @@ def test_explore(pytestconfig: Any) -> None:
     """The property-based search of `lstm-conformance explore`, N examples, through a worker."""
     import io
 
-    from conformance.explore import main_explore
+    from conformance.tools.explore import main_explore
 
     examples = pytestconfig.getoption("lstm_explore")
     if not examples:

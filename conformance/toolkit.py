@@ -57,7 +57,7 @@ WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
 def library_versions(*distributions: str) -> str:
     """``"torch 2.13.0+cpu, onnxruntime 1.31.1"`` for the installed distributions named: an
     adapter's ``conformance_version``, shown in the provenance of every report and the matrix."""
-    from .provenance import live_torch
+    from .run.provenance import live_torch
 
     found = []
     for dist in distributions:

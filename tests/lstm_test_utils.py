@@ -1,6 +1,6 @@
 """Shared helpers for the unit tests: build torch and lstm_ref twins, make inputs, compare.
 
-Tolerances come only from ``conformance.tolerances`` (never hard-coded here).
+Tolerances come only from ``conformance.contract.tolerances`` (never hard-coded here).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from conformance.tolerances import forward_tolerance
+from conformance.contract.tolerances import forward_tolerance
 
 # complex sigmoid/tanh have poles; keep complex test data moderate (|re|, |im| ~ N(0, 0.5^2))
 COMPLEX_SCALE = 0.5

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conformance import fixtures
+from conformance.oracles import fixtures
 
 Edit = Callable[[dict[str, np.ndarray]], None]
 

@@ -16,8 +16,8 @@ from tests.misbehaving_impls import ExitsUnderAForkedChild
 def _patch_the_suite() -> None:
     """What a module imported by an implementation can do to the process it is imported in:
     every comparison of the suite's copy in this process passes."""
-    import conformance.harness  # noqa: F401 -- loaded, so that it is patched too
-    from conformance.compare import Agreement
+    import conformance.checks.harness  # noqa: F401 -- loaded, so that it is patched too
+    from conformance.contract.compare import Agreement
 
     for name, module in list(sys.modules.items()):
         if name.startswith("conformance."):

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from conformance import report, runner
-from conformance.impls import load_impl
-from conformance.oracles import make_oracles
-from conformance.rows import case_checks
+from conformance.checks.rows import case_checks
+from conformance.oracles.sources import make_oracles
+from conformance.run import report, runner
+from conformance.run.impls import load_impl
 
 ROOT = Path(__file__).resolve().parent.parent
 # Runs the CLI with `import torch` failing, as on a machine without torch.

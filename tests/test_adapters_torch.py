@@ -110,7 +110,7 @@ def test_torch_compile_backward_runs_compiled_code(monkeypatch: pytest.MonkeyPat
     backward graph does not count (as if compiled elsewhere) is refused, and the counted one
     equals eager torch.autograd's (the smallest model: each compile costs seconds)."""
     from conformance.adapters import torch_compile
-    from conformance.torch_adapter import TorchLSTM
+    from conformance.run.torch_adapter import TorchLSTM
 
     config = dict(input_size=2, hidden_size=2, dtype=np.float64, seed=0)
     rng = np.random.default_rng(0)

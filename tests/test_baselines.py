@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from conformance import cli, expect, shards
-from conformance.impls import Impl
-from conformance.oracles import make_oracles
-from conformance.runner import Result, jobs_for
+from conformance import cli
+from conformance.oracles.sources import make_oracles
+from conformance.run import expect, shards
+from conformance.run.impls import Impl
+from conformance.run.runner import Result, jobs_for
 from tests.suite_helpers import ROOT, run_cli
 
 WRONG = "tests.broken_impls:WrongErrorType"  # raises ValueError where torch raises RuntimeError
@@ -237,7 +238,7 @@ def test_stale_entries_are_judged_when_the_shards_are_merged(baseline: Path, tmp
 
 
 def test_the_matrix_findings_are_expectations(tmp_path: Path) -> None:
-    from conformance import matrix
+    from conformance.tools import matrix
 
     (tmp_path / "docs" / "repro").mkdir(parents=True)
     (tmp_path / "docs" / "repro" / "k.py").write_text("")

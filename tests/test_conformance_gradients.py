@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conformance import fixtures, gradients
-from conformance.cases import all_cases
-from conformance.selection import default_cases, fixture_ids
+from conformance.checks import gradients
+from conformance.contract.cases import all_cases
+from conformance.contract.selection import default_cases, fixture_ids
+from conformance.oracles import fixtures
 from tests import broken_gradient_impls
 from tests.suite_helpers import has_torch, needs_torch, run_cli, run_in_process
 

@@ -14,12 +14,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conformance import cli, fixtures, regen, report, runner
-from conformance.cases import FACTORS, all_cases, pairwise
-from conformance.errors import error_cases
-from conformance.impls import load_impl
-from conformance.oracles import make_oracles
-from conformance.selection import fixture_ids
+from conformance import cli
+from conformance.checks.errors import error_cases
+from conformance.contract.cases import FACTORS, all_cases, pairwise
+from conformance.contract.selection import fixture_ids
+from conformance.oracles import fixtures, regen
+from conformance.oracles.sources import make_oracles
+from conformance.run import report, runner
+from conformance.run.impls import load_impl
 from tests import broken_impls
 from tests.suite_helpers import ROOT, needs_torch, run_cli, run_in_process
 

@@ -25,7 +25,7 @@ def test_generated_blocks_are_current() -> None:
     docgen fails otherwise."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, "-m", "conformance.docgen", "--check"],
+        [sys.executable, "-m", "conformance.tools.docgen", "--check"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -33,7 +33,7 @@ def test_generated_blocks_are_current() -> None:
         timeout=600,
     )
     assert proc.returncode == 0, (
-        "the docs have drifted from the code; run `python -m conformance.docgen` and review the diff\n"
+        "the docs have drifted from the code; run `python -m conformance.tools.docgen` and review the diff\n"
         + proc.stdout
         + proc.stderr[-3000:]
     )

@@ -21,7 +21,7 @@ import pytest
 from lstm_test_utils import assert_close, to_numpy, torch_dtype
 
 import lstm_ref
-from conformance.exec_impl import CTOR_PARAMS
+from conformance.run.exec_impl import CTOR_PARAMS
 
 torch = pytest.importorskip("torch")
 

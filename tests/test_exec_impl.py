@@ -28,11 +28,11 @@ import numpy as np
 import pytest
 
 import lstm_ref
-from conformance import exec_impl
-from conformance.exec_impl import ExecCommandFailed, make_exec_factory
-from conformance.rows import ALIASES
+from conformance.checks.rows import ALIASES
+from conformance.run import exec_impl
+from conformance.run.exec_impl import ExecCommandFailed, make_exec_factory
 from tests.c_lstm.twin import UNSUPPORTED
-from tests.suite_helpers import ROOT, has_torch, run_cli
+from tests.suite_helpers import ROOT, ctrl_c_on, has_torch, run_cli
 
 SOURCE = ROOT / "tests" / "c_lstm" / "lstm.c"
 FAULTY = ROOT / "tests" / "c_lstm" / "faulty.py"
@@ -307,7 +307,13 @@ def test_ctrl_c_kills_a_hanging_command_and_its_children(binaries: dict[str, Pat
         F32_AND_F64,
     ]
     proc = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=ctrl_c_on,
     )
     deadline = time.monotonic() + 120
     while not children(markers) and time.monotonic() < deadline and proc.poll() is None:

@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conformance import cli, fixtures
-from conformance import regen as regen_module
+from conformance import cli
+from conformance.oracles import fixtures
+from conformance.oracles import regen as regen_module
 from tests.suite_helpers import ROOT, needs_torch, run_cli
 
 PROBLEM_PREFIXES = ("MISSING ", "CORRUPT ", "EXTRA ", "STALE ")
@@ -123,8 +124,8 @@ def fx(tmp_path: Path) -> Path:
 def live_build() -> tuple[dict[str, Any], dict[str, bytes]]:
     """One real regeneration from live torch, shared by every in-process CLI test."""
     pytest.importorskip("torch")
-    from conformance.errors import torch_error_types
-    from conformance.selection import fixture_cases
+    from conformance.checks.errors import torch_error_types
+    from conformance.contract.selection import fixture_cases
 
     return regen_module.build(fixture_cases(), torch_error_types())
 
@@ -406,7 +407,7 @@ def test_provenance_is_the_manifest_versions(fx: Path) -> None:
 
 
 def test_load_still_names_a_corrupt_file(fx: Path) -> None:
-    from conformance.cases import all_cases
+    from conformance.contract.cases import all_cases
 
     flip_byte(fx)
     case = next(c for c in all_cases() if c.id == "probe-gate_f")
@@ -419,7 +420,7 @@ def test_load_still_names_a_corrupt_file(fx: Path) -> None:
 def test_verify_needs_no_torch(fx: Path) -> None:
     flip_byte(fx)
     code = (
-        "import sys; sys.modules['torch'] = None; from conformance.fixtures import FixtureStore; "
+        "import sys; sys.modules['torch'] = None; from conformance.oracles.fixtures import FixtureStore; "
         "print('\\n'.join(FixtureStore(sys.argv[1]).verify()))"
     )
     proc = subprocess.run(
@@ -436,7 +437,7 @@ def test_verify_needs_no_torch(fx: Path) -> None:
 
 
 def test_a_load_owns_its_arrays_and_a_corrupt_file_is_not_served_from_memory(fx: Path) -> None:
-    from conformance.cases import all_cases
+    from conformance.contract.cases import all_cases
 
     case = next(c for c in all_cases() if c.id == "probe-gate_f")
     path = fx / "cases" / "probe-gate_f.npz"

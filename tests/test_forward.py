@@ -17,7 +17,7 @@ import pytest
 from lstm_test_utils import DTYPES, assert_close, pairwise, random_array, to_numpy, torch_dtype
 
 import lstm_ref
-from conformance.cases import Case as SuiteCase
+from conformance.contract.cases import Case as SuiteCase
 
 torch = pytest.importorskip("torch")
 

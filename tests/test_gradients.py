@@ -4,7 +4,7 @@ Each case builds a torch.nn.LSTM, copies it with ``LSTM.from_torch``, draws the
 same random upstream gradients (grad_output, grad_h_n, grad_c_n) for both, and
 compares every gradient tensor (input, h0, c0, each parameter).  Agreement is
 measured relative to the gradient's scale, ``max|a - e| <= rtol * max|e| + atol``
-(``conformance.tolerances.GRADIENT``), and the first tensor that fails is named.
+(``conformance.contract.tolerances.GRADIENT``), and the first tensor that fails is named.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import lstm_ref
-from conformance.tolerances import GRADIENT, gradient_error, gradient_tolerance
+from conformance.contract.tolerances import GRADIENT, gradient_error, gradient_tolerance
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")

@@ -237,7 +237,7 @@ def test_wheel_and_sdist_carry_the_fixtures_and_every_module(installed: Installe
 
 
 def test_the_installed_package_finds_its_fixtures(installed: Installed) -> None:
-    code = "from conformance.fixtures import FIXTURES_DIR; print(FIXTURES_DIR)"
+    code = "from conformance.oracles.fixtures import FIXTURES_DIR; print(FIXTURES_DIR)"
     site = Path(_ok(installed.run(installed.python, "-c", code)).strip())
     assert site.is_relative_to(installed.venv) and site.name == "_golden", site
     assert (site / "manifest.json").read_bytes() == (ROOT / "fixtures" / "manifest.json").read_bytes()
@@ -363,7 +363,7 @@ def test_editable_install_finds_the_checkout_fixtures(with_torch: Installed) -> 
     inst = with_torch
     inst.pip("setuptools>=68")
     inst.pip("--no-deps", "--no-build-isolation", "-e", inst.src)
-    code = "from conformance.fixtures import FIXTURES_DIR; print(FIXTURES_DIR)"
+    code = "from conformance.oracles.fixtures import FIXTURES_DIR; print(FIXTURES_DIR)"
     assert Path(_ok(inst.run(inst.python, "-c", code)).strip()) == inst.src / "fixtures"
     # the entry point and the checkout's root conftest.py register the plugin once between them,
     # and the checkout's old option names still work there

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from conformance import matrix
 from conformance.adapters import unavailable
+from conformance.tools import matrix
 from tests.suite_helpers import ROOT, needs_torch, run_cli
 
 PAGE = ROOT / "docs" / "compatibility.md"

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conformance import cli, progress, remote
+from conformance import cli
+from conformance.run import progress, remote
 from tests.suite_helpers import ROOT, ctrl_c_on, needs_torch, run_cli
 
 MODULE = "tests.misbehaving_impls"
@@ -252,7 +253,7 @@ def test_ctrl_c_during_the_rerun_alone_phase(tmp_path: Path) -> None:
 
 @needs_torch
 def test_ctrl_c_during_regen(tmp_path: Path) -> None:
-    from conformance.fixtures import FixtureStore
+    from conformance.oracles.fixtures import FixtureStore
 
     copy = tmp_path / "fixtures"
     shutil.copytree(ROOT / "fixtures", copy, ignore=shutil.ignore_patterns(".regen.lock"))
@@ -314,9 +315,9 @@ def test_list_selects_what_a_run_selects_and_isolate_none_says_it_is_unprotected
 
 def test_a_row_that_cannot_run_for_a_declared_reason_is_skipped_not_failed() -> None:
     """No vjp, and construction fails on some cases: the gradients row is skipped there too."""
-    from conformance import report, runner
-    from conformance.impls import load_impl
-    from conformance.oracles import make_oracles
+    from conformance.oracles.sources import make_oracles
+    from conformance.run import report, runner
+    from conformance.run.impls import load_impl
 
     impl = load_impl(f"{MODULE}:NoVjpCannotBeBuilt")
     results = runner.run_all(runner.jobs_for(impl, make_oracles("fixtures"), pattern="L1-*"))

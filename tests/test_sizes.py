@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from conformance.cases import all_cases
-from conformance.rows import expand_declarations
-from conformance.selection import FIXTURED_DECLARATIONS, default_cases, fixture_ids, uncovered
+from conformance.checks.rows import expand_declarations
+from conformance.contract.cases import all_cases
+from conformance.contract.selection import FIXTURED_DECLARATIONS, default_cases, fixture_ids, uncovered
 from tests.size_broken_impls import SIZE_BROKEN
 from tests.suite_helpers import ROOT, needs_torch, run_cli, run_in_process
 
@@ -179,7 +179,7 @@ def test_explore_finds_nothing_in_lstm_ref_without_torch(tmp_path: Path) -> None
 def test_explore_respects_declarations() -> None:
     from hypothesis import given, settings
 
-    from conformance.explore import case_strategy
+    from conformance.tools.explore import case_strategy
 
     unsupported = expand_declarations({"complex": 1, "float64": 1, "proj_size": 1, "dropout": 1, "packed": 1})
 
@@ -207,9 +207,9 @@ def test_fixtures_stay_within_their_budget() -> None:
 
 
 def test_the_table_says_when_declarations_removed_a_rows_last_case() -> None:
-    from conformance.impls import Impl
-    from conformance.report import table
-    from conformance.runner import Result
+    from conformance.run.impls import Impl
+    from conformance.run.report import table
+    from conformance.run.runner import Result
 
     impl = Impl("x:Y", print, {"multi_layer": "single layer only"})
     skipped = Result(

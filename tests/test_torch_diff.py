@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conformance import cli, fixtures, regen
-from conformance.disagreements import Witness, name_oracle, reconcile
-from conformance.runner import Result
-from conformance.torch_diff import CaseChange, direction, release, unsupported_torch
+from conformance import cli
+from conformance.oracles import fixtures, regen
+from conformance.oracles.disagreements import Witness, name_oracle, reconcile
+from conformance.oracles.torch_diff import CaseChange, direction, release, unsupported_torch
+from conformance.run.runner import Result
 from tests.other_torch import other_masks, other_torch, raises, shifted
 from tests.suite_helpers import needs_torch
 
@@ -211,7 +212,7 @@ def test_a_random_case_is_flagged_by_the_same_change_on_the_fixtures_cases() -> 
 def test_lstm_ref_is_never_failed_for_a_disagreement(tmp_path: Path) -> None:
     """The real CLI, once, with fixtures as a newer torch would make them: other exception types
     (an error case, a forward case) and other values (beyond the drift tolerance)."""
-    from conformance.provenance import live_torch
+    from conformance.run.provenance import live_torch
 
     fx = other_torch(
         tmp_path / "fixtures",
@@ -308,7 +309,7 @@ def test_a_torch_below_the_supported_range_is_no_oracle(
 ) -> None:
     import torch
 
-    from conformance.torch_oracle import torch_available
+    from conformance.oracles.torch_oracle import torch_available
 
     monkeypatch.setattr(torch, "__version__", "2.5.1+cpu")
     assert "torch 2.5.1+cpu is older than the oldest supported torch (2.6" in str(torch_available())
@@ -317,7 +318,7 @@ def test_a_torch_below_the_supported_range_is_no_oracle(
 
 
 def test_the_torch_versions_page_is_what_its_json_says_with_a_reproduction_per_change() -> None:
-    from conformance import torch_versions
+    from conformance.tools import torch_versions
 
     columns = json.loads(torch_versions.DATA.read_text())
     assert len(columns) >= 4

@@ -35,8 +35,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa
 import lstm_ref  # noqa: E402
 from lstm_ref.packing import packed_lengths  # noqa: E402
 
-from ..torch_adapter import TorchModuleState, new_torch_lstm  # noqa: E402
-from ..torch_oracle import one_thread  # noqa: E402
+from ..oracles.torch_oracle import one_thread  # noqa: E402
+from ..run.torch_adapter import TorchModuleState, new_torch_lstm  # noqa: E402
 
 # what the exporter / onnxruntime say, verbatim where they say it (docs/adapters.md)
 PROJ_REASON = (

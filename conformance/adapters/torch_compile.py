@@ -26,7 +26,7 @@ import torch  # noqa: E402
 import torch._dynamo  # noqa: E402
 import torch._functorch.config  # noqa: E402
 
-from ..torch_adapter import TorchLSTM  # noqa: E402
+from ..run.torch_adapter import TorchLSTM  # noqa: E402
 
 torch._dynamo.config.allow_rnn = True
 # every model is compiled anew (new weights, modes and shapes): no limit on recompilations

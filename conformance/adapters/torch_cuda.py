@@ -12,7 +12,7 @@ from . import require, unavailable, versions
 
 require("torch-cuda", "torch")
 
-from ..torch_adapter import TorchLSTM  # noqa: E402
+from ..run.torch_adapter import TorchLSTM  # noqa: E402
 
 _reason = unavailable("torch-cuda")
 if _reason:

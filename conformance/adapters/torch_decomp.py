@@ -18,7 +18,7 @@ require("torch-decomp", "torch")
 import torch  # noqa: E402
 from torch.overrides import TorchFunctionMode  # noqa: E402
 
-from ..torch_adapter import TorchLSTM  # noqa: E402
+from ..run.torch_adapter import TorchLSTM  # noqa: E402
 
 
 class DecomposeLSTM(TorchFunctionMode):

@@ -17,7 +17,7 @@ require("torch-quantized", "torch")
 
 import torch  # noqa: E402
 
-from ..torch_adapter import TorchForward, TorchLSTMCell  # noqa: E402
+from ..run.torch_adapter import TorchForward, TorchLSTMCell  # noqa: E402
 
 
 def quantize(module: Any) -> Any:

@@ -17,7 +17,7 @@ require("torchscript", "torch")
 import torch  # noqa: E402
 from torch.nn.utils.rnn import PackedSequence  # noqa: E402
 
-from ..torch_adapter import TorchLSTM, TorchLSTMCell  # noqa: E402
+from ..run.torch_adapter import TorchLSTM, TorchLSTMCell  # noqa: E402
 
 
 def _scripted_call(scripted: Any, x: Any, hx: Any) -> Any:

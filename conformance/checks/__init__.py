@@ -1,0 +1,1 @@
+"""The checks, one function each, bound into the table's rows (rows.py)."""

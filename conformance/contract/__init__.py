@@ -1,0 +1,1 @@
+"""What is checked: the cases, the tolerances, the comparison, the default selection."""
