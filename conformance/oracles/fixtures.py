@@ -18,14 +18,10 @@ import io
 import json
 import os
 import stat
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, NamedTuple
-
-if sys.platform != "win32":
-    pass
 
 import numpy as np
 

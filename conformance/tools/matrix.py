@@ -170,13 +170,12 @@ def run_one(name: str, jobs: int, timeout: float, workdir: Path) -> Column:
     if subset:
         args = ["--jobs", str(jobs), "--case", subset.cases]
         sub = _run(name, args, timeout, workdir, f"{name}-{subset.row}", dict(subset.env))
-        cell = (
-            {"status": "skipped", "detail": f"{subset.scope}: {sub}"}
-            if isinstance(sub, str)
-            else _subset_cell(cells_from_report(sub[0]), subset)
-        )
+        if isinstance(sub, str):
+            cell = {"status": "skipped", "detail": f"{subset.scope}: {sub}"}
+        else:
+            cell = _subset_cell(cells_from_report(sub[0]), subset)
+            column.elapsed_s = (column.elapsed_s or 0.0) + sub[0]["elapsed_s"]
         column.cells[subset.row] = cell
-        column.elapsed_s = (column.elapsed_s or 0.0) + (0.0 if isinstance(sub, str) else sub[0]["elapsed_s"])
         if cell["status"] == "FAIL":
             column.verdict = "FAIL"
     print(f"matrix: {name}: {column.verdict} in {column.elapsed_s:.0f} s", flush=True)
