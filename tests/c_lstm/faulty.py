@@ -28,7 +28,10 @@ def misbehave(fault: str, markers: Path, directory: Path) -> None:
         os.kill(os.getpid(), signal.SIGSEGV)
     if fault.startswith("hang"):
         child = subprocess.Popen(["sleep", "300"])
-        (markers / f"child-{child.pid}").write_text(str(child.pid))
+        # written under another name and renamed, so a reader never sees an empty marker
+        staged = markers / f".staged-{child.pid}"
+        staged.write_text(str(child.pid))
+        staged.rename(markers / f"child-{child.pid}")
         time.sleep(300)
 
 
