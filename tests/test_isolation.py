@@ -6,6 +6,7 @@ CLI in a subprocess, as a CI job runs it."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -88,6 +89,23 @@ def test_an_implementation_that_cannot_import_is_one_failure(tmp_path: Path) -> 
     (failure,) = report["results"]
     assert failure["check"] == "import" and "this module fails at import" in failure["message"]
     assert report["passed"] is False
+
+
+def test_a_temp_directory_too_long_for_a_unix_socket_still_runs(tmp_path: Path) -> None:
+    """A deep TMPDIR (a CI workspace) once crashed the run with 'AF_UNIX path too long' from
+    the fork server's socket, before any report was written."""
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    report = tmp_path / "report.json"
+    command = [sys.executable, "-m", "conformance", "--impl", "lstm_ref:LSTM", "--oracle", "fixtures"]
+    proc = subprocess.run(
+        [*command, "--case", "L1-uni-batched-nohx-f64-eval", "--report", str(report)],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(deep)},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert json.loads(report.read_text())["passed"] is True
+    assert list(deep.iterdir()) == []  # the worker's files went elsewhere and were cleaned up
 
 
 def test_jobs_2_gives_the_results_of_jobs_1(tmp_path: Path) -> None:

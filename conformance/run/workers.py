@@ -23,6 +23,7 @@ import os
 import queue
 import signal
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -64,6 +65,25 @@ def _context() -> Any:
 
 
 CONTEXT = _context()
+SOCKET_DIR_AT_MOST = 60  # bytes: the fork server's socket path adds ~35 to it, and AF_UNIX allows 107
+
+
+def _fork_server_socket_fits() -> None:
+    """The fork server listens on a socket in a directory multiprocessing makes under TMPDIR;
+    a long TMPDIR (a deep CI workspace) overflows AF_UNIX's path limit and Python 3.11 does not
+    fall back. Then that one directory goes under the system's temp directory instead."""
+    from multiprocessing import util
+
+    if len(os.fsencode(tempfile.gettempdir())) <= SOCKET_DIR_AT_MOST:
+        return
+    short = next((d for d in ("/tmp", "/var/tmp", "/dev/shm") if os.access(d, os.W_OK | os.X_OK)), None)
+    saved, tempfile.tempdir = tempfile.tempdir, short or tempfile.tempdir
+    try:
+        util.get_temp_dir()  # made once, remembered for the process and removed at its exit
+    finally:
+        tempfile.tempdir = saved
+
+
 POLL_S = 0.25  # how often a waiting request looks whether its worker is still there
 
 
@@ -183,6 +203,8 @@ class Worker:
     """One worker process, and the parent's end of its pipe (:meth:`request`)."""
 
     def __init__(self, spec: str) -> None:
+        if CONTEXT.get_start_method() == "forkserver":
+            _fork_server_socket_fits()
         self.conn, child = CONTEXT.Pipe()
         self.process = CONTEXT.Process(target=_worker_main, args=(child, spec, _parent_state()), daemon=True)
         self.process.start()
