@@ -56,8 +56,12 @@ class LayerWeights:
 
 def permute_gate_blocks(rows: np.ndarray, source: Sequence[str], target: Sequence[str]) -> np.ndarray:
     """(4H, ...) gate blocks stacked in the order ``source`` -> stacked in the order ``target``."""
-    blocks = dict(zip(source, np.split(np.asarray(rows), 4, axis=0), strict=True))
-    return np.concatenate([blocks[gate] for gate in target], axis=0)
+    rows = np.asarray(rows)
+    if rows.shape[0] % 4:
+        raise ValueError(f"{rows.shape[0]} rows are not four gate blocks")
+    h = rows.shape[0] // 4  # slices, not np.split: this runs on every load of every model
+    starts = [source.index(gate) * h for gate in target]
+    return np.concatenate([rows[start : start + h] for start in starts], axis=0)
 
 
 def to_prepared_gate_order(rows: np.ndarray) -> np.ndarray:
@@ -72,8 +76,10 @@ def to_torch_gate_order(rows: np.ndarray) -> np.ndarray:
 
 def prepare_gate_rows(rows: np.ndarray) -> np.ndarray:
     """Reorder torch's (4H, ...) gate blocks to i, f, o, g and negate the sigmoid rows."""
-    i, f, o, g = np.split(to_prepared_gate_order(rows), 4, axis=0)
-    return np.concatenate([-i, -f, -o, g], axis=0)
+    prepared = to_prepared_gate_order(rows)  # a new array: negated in place
+    sigmoid_rows = prepared[: 3 * (prepared.shape[0] // 4)]
+    np.negative(sigmoid_rows, out=sigmoid_rows)
+    return prepared
 
 
 def prepare_direction(

@@ -90,27 +90,31 @@ class Layout:
             b = self.sorted_indices[slot] if self.sorted_indices is not None else slot
         return f"{dir_txt}, time step {t}, batch {b}, unit {col % self.width}"
 
-    def time_of(self, index: tuple[int, ...]) -> int:
+    def times_of(self, indices: np.ndarray) -> np.ndarray:
+        """The time step of each row of ``indices`` (n, ndim)."""
         if self.kind == "batch_first":
-            return index[1]
+            return indices[:, 1]
         if self.kind == "packed":
             offsets = np.concatenate([[0], np.cumsum(self.batch_sizes)])
-            return int(np.searchsorted(offsets, index[0], side="right") - 1)
-        return index[0]
+            return np.searchsorted(offsets, indices[:, 0], side="right") - 1
+        return indices[:, 0]
 
 
 def _first_bad(bad: np.ndarray, layout: Layout) -> tuple[int, ...]:
     """The first bad element in processing order: earliest step of the forward direction,
-    else the latest step of the reverse direction (it runs backwards)."""
-    indices = [tuple(int(i) for i in ix) for ix in np.argwhere(bad)]
-    if layout.kind.startswith("state") or layout.num_directions == 1:
-        return min(
-            indices, key=lambda ix: (layout.time_of(ix), ix) if not layout.kind.startswith("state") else ix
-        )
-    forward = [ix for ix in indices if ix[-1] < layout.width]
-    if forward:
-        return min(forward, key=lambda ix: (layout.time_of(ix), ix))
-    return min(indices, key=lambda ix: (-layout.time_of(ix), ix))
+    else the latest step of the reverse direction (it runs backwards). Ties go to the first
+    index in row-major order, the order np.argwhere lists them in."""
+    indices = np.argwhere(bad)
+    if layout.kind.startswith("state"):
+        return tuple(int(i) for i in indices[0])
+    times = layout.times_of(indices)
+    if layout.num_directions == 2:
+        forward = indices[:, -1] < layout.width
+        if forward.any():
+            indices, times = indices[forward], times[forward]
+        else:
+            times = -times
+    return tuple(int(i) for i in indices[int(np.argmin(times))])  # argmin: the first of equals
 
 
 def check_form(
