@@ -405,7 +405,7 @@ def _in_workers(args: argparse.Namespace, oracles: list[Any], progress_on: bool)
     progress.close()
     interrupted = run.interrupted
     if not interrupted and args.isolate == "shared":
-        interrupted = _recheck_alone(args, extra, jobs, run.results)
+        interrupted = _recheck_alone(args, extra, jobs, run.results, run.after_others)
     return Outcome(run.results, impl, info.version, interrupted, shard)
 
 
@@ -417,9 +417,13 @@ RECHECK_AT_MOST = 20  # failing jobs rerun alone to tell state leaks from real f
 
 
 def _recheck_alone(
-    args: argparse.Namespace, extra: str, jobs: list[runner.Job], results: list[runner.Result]
+    args: argparse.Namespace,
+    extra: str,
+    jobs: list[runner.Job],
+    results: list[runner.Result],
+    after_others: set[str],
 ) -> bool:
-    """A job that failed in a shared worker is rerun in a fresh one; if that rerun completes and
+    """A job that failed in a worker after other jobs is rerun in a fresh one; if that rerun completes and
     passes, its failure depends on what ran before it in the same process: say so. True when
     Ctrl-C stopped the reruns (only those that completed are used)."""
     from .run.workers import Pool
@@ -428,6 +432,7 @@ def _recheck_alone(
     hung = {r.case for r in results if r.check == "crash" and "timed out" in r.message}
     failing_ids = {r.case for r in results if r.status == "fail"} - hung
     failing = [j for j in jobs if j.id in failing_ids or f"{j.task.suite}:*" in failing_ids]
+    failing = [j for j in failing if j.id in after_others]  # the others already ran alone
     if not failing or len(failing) > RECHECK_AT_MOST:
         return False
     pool = Pool(args.impl, extra, args.jobs or default_jobs(), args.timeout, fresh=True)

@@ -238,10 +238,11 @@ def test_ctrl_c_while_the_implementation_imports(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_during_the_rerun_alone_phase(tmp_path: Path) -> None:
-    """The failures stay failures; none is diagnosed from a rerun that never finished."""
+    """The failures stay failures; none is diagnosed from a rerun that never finished. (Two
+    cases: only a job that ran after another in its worker is rerun alone.)"""
     report = tmp_path / "r.json"
     cmd = [sys.executable, "-m", "conformance", "--impl", f"{MODULE}:FailsThenHangsAlone", "--jobs", "1"]
-    cmd += ["--case", "L1-uni-batched-nohx-f64-eval", "--oracle", "fixtures", "--report", str(report)]
+    cmd += ["--case", "L1-uni-batched-nohx-f*-eval", "--oracle", "fixtures", "--report", str(report)]
     code, out, err = _interrupt(cmd, tmp_path / "rerun", _env(MISBEHAVING_MARKER_DIR=str(tmp_path)))
     assert code == 130, out[-2000:] + err[-2000:]
     assert "Traceback" not in err
@@ -249,6 +250,27 @@ def test_ctrl_c_during_the_rerun_alone_phase(tmp_path: Path) -> None:
     assert data["interrupted"] is True and data["passed"] is False
     failures = [r for r in data["results"] if r["status"] == "fail"]
     assert failures and not any("passes when run alone" in r["message"] for r in failures)
+
+
+def test_a_failure_of_a_job_that_ran_first_in_its_worker_is_not_rerun(tmp_path: Path) -> None:
+    """One case, one fresh worker: it already ran alone, so no second worker starts (this
+    implementation would hang in one, after leaving a "rerun" marker)."""
+    report = tmp_path / "r.json"
+    cmd = [sys.executable, "-m", "conformance", "--impl", f"{MODULE}:FailsThenHangsAlone", "--jobs", "1"]
+    cmd += ["--case", "L1-uni-batched-nohx-f64-eval", "--oracle", "fixtures", "--report", str(report)]
+    cmd += ["--timeout", "30"]  # a rerun that did start would hang this long
+    proc = subprocess.run(
+        cmd,
+        cwd=ROOT,
+        env=_env(MISBEHAVING_MARKER_DIR=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert not (tmp_path / "rerun").exists()
+    failures = [r for r in json.loads(report.read_text())["results"] if r["status"] == "fail"]
+    assert failures and not any("run alone" in r["message"] for r in failures)
 
 
 @needs_torch

@@ -213,6 +213,7 @@ class Worker:
         self.has_cell = False
         self.job: tuple[int, Job] | None = None
         self.token = 0  # which job the events of its thread belong to
+        self.jobs_sent = 0
         self.payload: Payload = None  # the job's, kept to resume a suite check after a crash
         self.deadline = 0.0
         self.check = ""  # the check being run, for the crash message
@@ -345,6 +346,7 @@ class PoolRun:
     interrupted: bool = False
     import_error: str = ""
     completed: set[str] = field(default_factory=set)  # ids of the jobs that ran to their end
+    after_others: set[str] = field(default_factory=set)  # ids of jobs a worker ran after another job
 
 
 _tokens = itertools.count(1)
@@ -360,6 +362,7 @@ class Pool:
         self.idle: list[Worker] = []
         self.busy: list[Worker] = []
         self.resumed: deque[tuple[int, Job, Payload]] = deque()
+        self.after_others: set[str] = set()  # this run's jobs that a worker ran after another
         self.events: queue.Queue[Any] = queue.Queue()
         self.impl: Impl | None = None
 
@@ -399,6 +402,7 @@ class Pool:
         self.resumed = prepared  # a suite check a worker crashed in goes on after that item
         by_job: dict[int, list[Result]] = {}
         outcome = PoolRun()
+        self.after_others = outcome.after_others
 
         def done(job: Job, results: list[Result]) -> None:
             outcome.completed.add(job.id)
@@ -445,6 +449,9 @@ class Pool:
             return
         assert self.impl is not None, "Pool.start first"
         worker.job, worker.check, worker.payload = (index, job), "", data
+        if worker.jobs_sent:
+            self.after_others.add(job.id)
+        worker.jobs_sent += 1
         worker.token = next(_tokens)
         worker.deadline = time.monotonic() + self.timeout
         worker.thread = threading.Thread(
