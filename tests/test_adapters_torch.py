@@ -17,8 +17,12 @@ pytestmark = needs_torch
 
 
 def run(tmp_path: Path, impl: str, case: str) -> tuple[int, dict[str, Any], dict[str, dict[str, Any]], str]:
+    """Against the fixtures only, in the CLI's own process: these tests are about the adapters;
+    live torch, a worker process and fresh ones to rerun failures alone would each import torch
+    again (tests/test_isolation.py and test_robustness.py test those)."""
     report = tmp_path / "report.json"
-    proc = run_cli("--impl", impl, "--case", case, "--jobs", "1", "--quiet", "--report", str(report))
+    args = ("--case", case, "--oracle", "fixtures", "--isolate", "none", "--quiet", "--report", str(report))
+    proc = run_cli("--impl", impl, *args)
     data = json.loads(report.read_text())
     return proc.returncode, data, {row["feature"]: row for row in data["table"]}, proc.stdout
 

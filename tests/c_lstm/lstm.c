@@ -10,7 +10,14 @@
    Build flags:  -DEXEC_V1     answer protocol 1 (one process per request, no trace, no vjp);
                  -DSWAP_GATES  a broken copy that reads torch's f and g blocks the other way round;
                  -DBROKEN_O    a broken copy whose o gate is a tanh instead of a sigmoid;
-                 -DBROKEN_O_DEEP_REVERSE  the same, only in the reverse direction of layers 1+. */
+                 -DBROKEN_O_DEEP_REVERSE  the same, only in the reverse direction of layers 1+;
+                 -DSTARTUP_MS=N  wait N ms when the process starts, as a port that loads a runtime
+                               (a JVM, a CUDA context) would: what protocol 2 pays once per worker
+                               and protocol 1 once per request (benchmarks/test_exec_requests.py). */
+#ifdef STARTUP_MS
+#define _POSIX_C_SOURCE 199309L /* nanosleep */
+#include <time.h>
+#endif
 #include <math.h>
 #include <setjmp.h>
 #include <stdio.h>
@@ -372,6 +379,10 @@ static void serve(const char *request_dir) {
 }
 
 int main(int argc, char **argv) {
+#ifdef STARTUP_MS
+  struct timespec startup = {STARTUP_MS / 1000, (STARTUP_MS % 1000) * 1000000L};
+  nanosleep(&startup, NULL);
+#endif
   if (argc != 2) return fprintf(stderr, "usage: %s REQUEST_DIR | --exec-persistent\n", argv[0]), 2;
   if (strcmp(argv[1], "--exec-persistent")) return serve(argv[1]), 0;
   static char line[4096]; /* persistent: one request directory per line, acknowledged in kind */
