@@ -8,8 +8,15 @@ identical across thread counts (docs/semantics.md section 6).
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
+
+# Python caches bytecode for this run and the ~300 processes it starts: where the environment sets
+# PYTHONDONTWRITEBYTECODE (as some CI images do), every one of them compiled lstm_ref and
+# conformance again, and each pytest among them re-rewrote their asserts (~2 s a process).
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
 
 # One worker per conformance run the tests start (unless a test asks for --jobs): pytest-xdist
 # already runs one test per core, and a second worker per run only adds its start-up.
