@@ -104,7 +104,10 @@ def _build(src: Path, dist: Path) -> str:
     build requirements cannot be had, the same two steps without isolation, with this
     interpreter's setuptools."""
     proc = subprocess.run(
-        [sys.executable, "-m", "build", "--outdir", str(dist), str(src)], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "build", "--outdir", str(dist), str(src)],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     if proc.returncode == 0:
         return "python -m build"
