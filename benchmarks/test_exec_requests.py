@@ -1,5 +1,7 @@
 """The exec protocol's cost (docs/exec-protocol.md): the C port of tests/c_lstm built as a
-protocol-1 command (a process per request) and as-is (protocol 2, one persistent process).
+protocol-1 command (a process per request) and as-is (protocol 2, one persistent process), each
+also with a start-up of 50 ms (-DSTARTUP_MS=50: a port that loads a runtime before it can answer,
+which protocol 1 pays per request and protocol 2 once per worker).
 
 One forward request through the adapter, and the C port's whole default run (one round each)::
 
@@ -20,7 +22,13 @@ import pytest
 from conformance.run.exec_impl import make_exec_factory
 
 ROOT = Path(__file__).resolve().parent.parent
-BUILDS = {"protocol1": ["-DEXEC_V1"], "protocol2": []}
+STARTUP = "-DSTARTUP_MS=50"
+BUILDS = {
+    "protocol1": ["-DEXEC_V1"],
+    "protocol2": [],
+    "protocol1-startup50ms": ["-DEXEC_V1", STARTUP],
+    "protocol2-startup50ms": [STARTUP],
+}
 
 
 @pytest.fixture(scope="module")
