@@ -431,8 +431,11 @@ def _recheck_alone(
     # a job that hung is not rerun: that would only wait for the timeout again
     hung = {r.case for r in results if r.check == "crash" and "timed out" in r.message}
     failing_ids = {r.case for r in results if r.status == "fail"} - hung
-    failing = [j for j in jobs if j.id in failing_ids or f"{j.task.suite}:*" in failing_ids]
-    failing = [j for j in failing if j.id in after_others]  # the others already ran alone
+    failing = [  # a job that ran first in a fresh worker has already run alone
+        j
+        for j in jobs
+        if j.id in after_others and (j.id in failing_ids or f"{j.task.suite}:*" in failing_ids)
+    ]
     if not failing or len(failing) > RECHECK_AT_MOST:
         return False
     pool = Pool(args.impl, extra, args.jobs or default_jobs(), args.timeout, fresh=True)

@@ -34,9 +34,10 @@ def has_torch() -> bool:
 needs_torch = pytest.mark.skipif(not has_torch(), reason="torch not installed")
 
 
-def run_cli(*args: str, block_torch: bool = False) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, block_torch: bool = False, **env_extra: str) -> subprocess.CompletedProcess[str]:
+    """The CLI in a subprocess from the checkout; ``env_extra``: environment variables to set."""
     cmd = [sys.executable, "-c", BLOCK_TORCH] if block_torch else [sys.executable, "-m", "conformance"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **env_extra}
     return subprocess.run([*cmd, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 

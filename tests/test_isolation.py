@@ -6,7 +6,6 @@ CLI in a subprocess, as a CI job runs it."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -97,12 +96,8 @@ def test_a_temp_directory_too_long_for_a_unix_socket_still_runs(tmp_path: Path) 
     deep = tmp_path / ("d" * 60) / ("e" * 60)
     deep.mkdir(parents=True)
     report = tmp_path / "report.json"
-    command = [sys.executable, "-m", "conformance", "--impl", "lstm_ref:LSTM", "--oracle", "fixtures"]
-    proc = subprocess.run(
-        [*command, "--case", "L1-uni-batched-nohx-f64-eval", "--report", str(report)],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(deep)},
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    args = ("--impl", "lstm_ref:LSTM", "--oracle", "fixtures", "--case", "L1-uni-batched-nohx-f64-eval")
+    proc = run_cli(*args, "--report", str(report), TMPDIR=str(deep))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert json.loads(report.read_text())["passed"] is True
     assert list(deep.iterdir()) == []  # the worker's files went elsewhere and were cleaned up

@@ -256,17 +256,17 @@ def test_a_failure_of_a_job_that_ran_first_in_its_worker_is_not_rerun(tmp_path: 
     """One case, one fresh worker: it already ran alone, so no second worker starts (this
     implementation would hang in one, after leaving a "rerun" marker)."""
     report = tmp_path / "r.json"
-    cmd = [sys.executable, "-m", "conformance", "--impl", f"{MODULE}:FailsThenHangsAlone", "--jobs", "1"]
-    cmd += ["--case", "L1-uni-batched-nohx-f64-eval", "--oracle", "fixtures", "--report", str(report)]
-    cmd += ["--timeout", "30"]  # a rerun that did start would hang this long
-    proc = subprocess.run(
-        cmd,
-        cwd=ROOT,
-        env=_env(MISBEHAVING_MARKER_DIR=str(tmp_path)),
-        capture_output=True,
-        text=True,
-        timeout=120,
+    args = (
+        "--impl",
+        f"{MODULE}:FailsThenHangsAlone",
+        "--jobs",
+        "1",
+        "--case",
+        "L1-uni-batched-nohx-f64-eval",
     )
+    args += ("--oracle", "fixtures", "--report", str(report))
+    args += ("--timeout", "30")  # a rerun that did start would hang this long
+    proc = run_cli(*args, MISBEHAVING_MARKER_DIR=str(tmp_path))
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert not (tmp_path / "rerun").exists()
     failures = [r for r in json.loads(report.read_text())["results"] if r["status"] == "fail"]
