@@ -35,8 +35,16 @@ class OsExitOnComplex(_OnComplex):
         os._exit(3)
 
 
+# a file the hanging worker creates first, where the environment names one: a test that
+# interrupts the run waits for it instead of guessing how long the earlier cases take
+HANG_MARKER_ENV = "LSTM_TEST_HANG_MARKER"
+
+
 class HangsOnComplex(_OnComplex):
     def misbehave(self) -> None:
+        marker = os.environ.get(HANG_MARKER_ENV)
+        if marker:
+            open(marker, "x").close()
         time.sleep(600)
 
 

@@ -310,9 +310,12 @@ def _pytest_counts(out: str) -> dict[str, int]:
 def test_pytest_plugin_without_torch(installed: Installed) -> None:
     assert installed.run(installed.python, "-c", "import hypothesis").returncode != 0
     args = ("-p", "no:cacheprovider", "-q", "-rs")
-    out = _ok(installed.run("pytest", "--pyargs", "conformance", "--lstm-impl", "tinylstm:TinyLSTM", *args))
+    # a slice (the whole default run from this wheel is test_cli_without_torch's), with the
+    # random-configuration test, which must say why it skips
+    pyargs = ("pytest", "--pyargs", "conformance", "--lstm-impl", "tinylstm:TinyLSTM", "-k", "L1- or random")
+    out = _ok(installed.run(*pyargs, *args))
     counts = _pytest_counts(out)
-    assert counts.get("passed", 0) > 30 and "failed" not in counts, out[-3000:]
+    assert counts.get("passed", 0) >= 10 and "failed" not in counts, out[-3000:]
     assert "hypothesis is not installed" in out  # the random-configuration test says why it skips
     assert "site-packages/conformance/test_conformance.py" in out or "conformance/test_conformance.py" in out
     # the README's one-file setup, in the user's own tests
@@ -333,7 +336,9 @@ def test_cli_and_pytest_with_torch(with_torch: Installed) -> None:
     # (--oracle fixtures where torch is installed: tests/test_conformance_selftest.py)
     # a slice (the full run is test_cli_without_torch's; with torch, docgen's run in the checkout)
     out = _ok(
-        inst.run("lstm-conformance", "--impl", "tinylstm:TinyLSTM", "--case", "L1-*", "--report", "both.json")
+        inst.run(
+            "lstm-conformance", "--impl", "tinylstm:TinyLSTM", "--case", "L1-uni-*", "--report", "both.json"
+        )
     )
     assert "-> PASS" in out
     both = _report(inst.user / "both.json")
@@ -348,7 +353,7 @@ def test_cli_and_pytest_with_torch(with_torch: Installed) -> None:
             "--lstm-impl",
             "tinylstm:TinyLSTM",
             "-k",
-            "L1- or random",  # a slice, and the random configurations against live torch
+            "L1-uni or random",  # a slice, and the random configurations against live torch
             "-q",
             "-rs",
             "-p",
@@ -366,27 +371,11 @@ def test_editable_install_finds_the_checkout_fixtures(with_torch: Installed) -> 
     inst.pip("--no-deps", "--no-build-isolation", "-e", inst.src)
     code = "from conformance.oracles.fixtures import FIXTURES_DIR; print(FIXTURES_DIR)"
     assert Path(_ok(inst.run(inst.python, "-c", code)).strip()) == inst.src / "fixtures"
-    # the entry point and the checkout's root conftest.py register the plugin once between them,
-    # and the checkout's old option names still work there
+    # the entry point and the checkout's root conftest.py register the plugin once between them
+    # (twice would be an argparse conflict), and the checkout's old option names still work there
     proc = subprocess.run(
-        [str(inst.python), "-m", "pytest", "conformance", "--collect-only", "-q", "-p", "no:cacheprovider", "--impl", "lstm_ref:LSTM"],
+        [str(inst.python), "-m", "pytest", "conformance", "-q", "-p", "no:cacheprovider",
+         "--impl", "lstm_ref:LSTM", "--lstm-oracle", "fixtures", "-k", "L1-uni"],
         cwd=inst.src, env=inst.env(), capture_output=True, text=True, timeout=300,
     )  # fmt: skip
-    assert re.search(r"\d+ tests? collected", _ok(proc)), proc.stdout[-2000:]
-    out = _ok(
-        inst.run(
-            "pytest",
-            "--pyargs",
-            "conformance",
-            "--lstm-impl",
-            "tinylstm:TinyLSTM",
-            "--lstm-oracle",
-            "fixtures",
-            "-k",
-            "L1-",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-        )
-    )
-    assert _pytest_counts(out).get("passed", 0) >= 10
+    assert _pytest_counts(_ok(proc)).get("passed", 0) >= 10, proc.stdout[-2000:]

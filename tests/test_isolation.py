@@ -6,6 +6,7 @@ CLI in a subprocess, as a CI job runs it."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.misbehaving_impls import HANG_MARKER_ENV
 from tests.suite_helpers import ROOT, ctrl_c_on, run_cli
 
 MODULE = "tests.misbehaving_impls"
@@ -37,13 +39,13 @@ CRASHES = [
         "the worker process exited with code 0 (os._exit inside the implementation?)",
     ),
     ("OsExitOnComplex", "the worker process exited with code 3"),
-    ("HangsOnComplex", "timed out after 5 s (--timeout)"),
+    ("HangsOnComplex", "timed out after 3 s (--timeout)"),
 ]
 
 
 @pytest.mark.parametrize(("impl", "what"), CRASHES, ids=[c[0] for c in CRASHES])
 def test_a_crash_fails_its_cases_and_the_run_goes_on(tmp_path: Path, impl: str, what: str) -> None:
-    proc, report = run_report(tmp_path, "--impl", f"{MODULE}:{impl}", "--case", SOME_CASES, "--timeout", "5")
+    proc, report = run_report(tmp_path, "--impl", f"{MODULE}:{impl}", "--case", SOME_CASES, "--timeout", "3")
     assert proc.returncode == 1, proc.stdout[-3000:]
     crashes = [r for r in report["results"] if r["check"] == "crash"]
     assert crashes and all(what in r["message"] for r in crashes), crashes[:1]
@@ -142,10 +144,15 @@ def test_ctrl_c_writes_the_partial_report_and_exits_130(tmp_path: Path) -> None:
     report = tmp_path / "report.json"
     cmd = [sys.executable, "-m", "conformance", "--impl", f"{MODULE}:HangsOnComplex", "--case", "L1-*"]
     cmd += ["--oracle", "fixtures", "--jobs", "1", "--report", str(report)]
+    marker = tmp_path / "hanging"
     proc = subprocess.Popen(
-        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_on
-    )
-    time.sleep(8)  # the worker is now stuck in a complex case
+        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_on,
+        env={**os.environ, HANG_MARKER_ENV: str(marker)},
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not marker.exists():  # until the worker is stuck in a complex case
+        assert proc.poll() is None and time.monotonic() < deadline, "the run never reached a complex case"
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, out[-2000:] + err[-2000:]
