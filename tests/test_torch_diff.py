@@ -256,6 +256,16 @@ def test_lstm_ref_is_never_failed_for_a_disagreement(tmp_path: Path) -> None:
     assert {r["case"] for r in flagged} == set(said) and all(r["oracle"] == "fixtures" for r in flagged)
     rows = {row["feature"]: row for row in data["table"]}
     assert rows["errors"]["notes"][0] == "2 case(s) flagged, not failed: the oracles disagree"
+    # run in two shards and merged, the same disagreements, each case's line once
+    shards = [tmp_path / f"s{k}.json" for k in (1, 2)]
+    for k, path in enumerate(shards, 1):
+        assert cli.main([*args[:-1], str(path), "--shard", f"{k}/2"]) == 0
+    merged = tmp_path / "merged.json"
+    assert cli.main(["merge", *map(str, shards), "--report", str(merged)]) == 0
+    assert sorted(json.loads(merged.read_text())["oracle_disagreements"]) == sorted(
+        data["oracle_disagreements"]
+    )
+    assert json.loads(merged.read_text())["counts"] == data["counts"]
     # the pytest path judges cases the same way (its error items, one test per oracle, do not yet)
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--pyargs", "conformance",

@@ -110,6 +110,10 @@ def name_oracle(message: str, label: str) -> str:
 _ORACLE_CHECKS = ("errors", "error_types", "forward")
 
 
+# the one line about the run as a whole rather than one case (its count and examples are the run's)
+MASK_LINE = "dropout random stream"
+
+
 def reconcile(results: list[Result], witness: Witness, impl: str) -> list[str]:
     """Name every result's oracle with its version, and flag, not fail, the implementation on a
     case where the oracles disagree and it agrees with one of them.  Returns one line per
@@ -137,7 +141,7 @@ def reconcile(results: list[Result], witness: Witness, impl: str) -> list[str]:
     masks = witness.mask_cases
     if masks:
         lines.append(
-            f"dropout random stream: {witness.label('fixtures')} and {witness.label('torch')} draw other "
+            f"{MASK_LINE}: {witness.label('fixtures')} and {witness.label('torch')} draw other "
             f"keep-masks from the same seed in {len(masks)} case(s) ({', '.join(masks[:3])}"
             f"{', ...' if len(masks) > 3 else ''}); each oracle's masks are replayed and judged against "
             "its own outputs"

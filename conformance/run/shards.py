@@ -94,13 +94,18 @@ def units(jobs: list[Job], impl: Impl) -> list[Unit]:
 
 def split(all_units: list[Unit], count: int) -> list[list[Unit]]:
     """Longest first, each to the shard with the least expected cost so far (ties: the lower
-    shard); each shard's units back in the selection's order."""
+    shard); each shard's units back in the selection's order.  A suite item's units (one per
+    oracle: ``errors[fixtures]/X``, ``errors[torch]/X``) stay in one shard, as a case's oracles
+    do in its one job: where the oracles disagree, the run judges the case by both answers."""
+    groups: dict[str, list[Unit]] = {}
+    for unit in all_units:
+        groups.setdefault(unit.item or unit.id, []).append(unit)
     loads = [0.0] * count
     parts: list[list[Unit]] = [[] for _ in range(count)]
-    for unit in sorted(all_units, key=lambda u: (-u.cost, u.id)):
+    for _, group in sorted(groups.items(), key=lambda kv: (-sum(u.cost for u in kv[1]), kv[0])):
         k = min(range(count), key=lambda i: (loads[i], i))
-        loads[k] += unit.cost
-        parts[k].append(unit)
+        loads[k] += sum(u.cost for u in group)
+        parts[k] += group
     order = {u.id: n for n, u in enumerate(all_units)}
     return [sorted(part, key=lambda u: order[u.id]) for part in parts]
 
@@ -218,6 +223,21 @@ def merged_results(reports: list[dict[str, Any]]) -> list[Any]:
     return out
 
 
+def merged_disagreements(reports: list[dict[str, Any]]) -> list[str]:
+    """Every shard's lines on where the oracles disagree (a case's line once); the line about a
+    shard as a whole (its dropout random stream count) says which shard it counts."""
+    from ..oracles.disagreements import MASK_LINE
+
+    out: list[str] = []
+    for r in sorted(reports, key=lambda r: r["shard"]["index"]):
+        for line in r.get("oracle_disagreements", []):
+            if line.startswith(MASK_LINE):
+                line = f"shard {r['shard']['index']}/{r['shard']['count']}: {line}"
+            if line not in out:
+                out.append(line)
+    return out
+
+
 def main_merge(argv: list[str]) -> int:
     p = argparse.ArgumentParser(
         prog="lstm-conformance merge",
@@ -255,6 +275,7 @@ def main_merge(argv: list[str]) -> int:
         for k in ("oracles", "provenance", "argv", "tolerances", "expect", "expect_file")
         if k in first
     }
+    meta["oracle_disagreements"] = merged_disagreements([r for _, r in reports])
     meta["merged_from"] = [str(path) for path, _ in reports]
     isolation = [r["isolation"] for _, r in reports if "isolation" in r]
     if isolation:  # a shard run unprotected (--isolate none) makes the merged verdict say so
