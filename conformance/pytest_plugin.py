@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -109,6 +110,7 @@ DEFAULT_TIMEOUT_S = 600.0  # == conformance.cli.DEFAULT_TIMEOUT_S
 _timeout = DEFAULT_TIMEOUT_S
 _pools: dict[str, tuple[Any, str]] = {}  # spec -> (its Pool, or None and why it cannot import)
 _oracles: dict[str, list[Any]] = {}  # spec -> the oracles its jobs were made with (disagreements)
+_jobs: dict[str, list[Any]] = {}  # spec -> its jobs (a per-oracle suite check's siblings)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -173,7 +175,8 @@ def suite_jobs(config: pytest.Config, marker: pytest.Mark | None = None) -> list
     # worker starts now; one that cannot start fails each test with why (run_job)
     pool, _ = _worker_pool(spec, extra)
     impl = pool.impl if pool is not None and pool.impl is not None else None
-    return runner.jobs_for(impl or Impl(spec, _not_here, rerun_extra=extra), oracles, full=full)
+    jobs = _jobs[spec] = runner.jobs_for(impl or Impl(spec, _not_here, rerun_extra=extra), oracles, full=full)
+    return jobs
 
 
 def _not_here(*args: Any, **kwargs: Any) -> Any:
@@ -204,11 +207,25 @@ def _flag_disagreements(spec: str, results: list[runner.Result]) -> None:
     reconcile(results, witness_of(oracles), spec)
 
 
+def _other_oracles(job: runner.Job, results: list[runner.Result]) -> list[runner.Result]:
+    """A per-oracle suite check (``errors[fixtures]``, one test) with failing items: those items
+    run against the other oracles too, so that where the fixtures' torch and live torch disagree
+    the items are judged by both answers, as the CLI's run (which has every job) judges them."""
+    failing = frozenset(r.case for r in results if r.status == "fail")
+    task = job.task
+    if not failing or task.case is not None or task.oracle in ("", "self"):
+        return []
+    siblings = [
+        j for j in _jobs.get(job.spec, []) if j.task.suite == task.suite and j.task.oracle != task.oracle
+    ]
+    return [r for j in siblings for r in run_job(replace(j, task=replace(j.task, items=failing)))]
+
+
 def check_job(job: runner.Job) -> None:
     """Run one job: fail with every failing check (and how to rerun it); skip, with the reasons,
     when every check was skipped."""
     results = run_job(job)
-    _flag_disagreements(job.spec, results)
+    _flag_disagreements(job.spec, results + _other_oracles(job, results))
     if _EXPECTATIONS:
         from .run.expect import EXPECTED, apply, for_impl
 
