@@ -213,7 +213,7 @@ def _other_oracles(job: runner.Job, results: list[runner.Result]) -> list[runner
     the items are judged by both answers, as the CLI's run (which has every job) judges them."""
     failing = frozenset(r.case for r in results if r.status == "fail")
     task = job.task
-    if not failing or task.case is not None or task.oracle in ("", "self"):
+    if not failing or task.oracle in ("", "self"):  # a case's job has every oracle; "self": none
         return []
     siblings = [
         j for j in _jobs.get(job.spec, []) if j.task.suite == task.suite and j.task.oracle != task.oracle

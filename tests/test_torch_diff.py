@@ -262,10 +262,9 @@ def test_lstm_ref_is_never_failed_for_a_disagreement(tmp_path: Path) -> None:
         assert cli.main([*args[:-1], str(path), "--shard", f"{k}/2"]) == 0
     merged = tmp_path / "merged.json"
     assert cli.main(["merge", *map(str, shards), "--report", str(merged)]) == 0
-    assert sorted(json.loads(merged.read_text())["oracle_disagreements"]) == sorted(
-        data["oracle_disagreements"]
-    )
-    assert json.loads(merged.read_text())["counts"] == data["counts"]
+    joined = json.loads(merged.read_text())
+    assert sorted(joined["oracle_disagreements"]) == sorted(data["oracle_disagreements"])
+    assert joined["counts"] == data["counts"]
     # the pytest path judges cases the same way, error items too (one test per oracle: a failing
     # item is also run against the other oracle, where the disagreement shows)
     proc = subprocess.run(
@@ -274,9 +273,8 @@ def test_lstm_ref_is_never_failed_for_a_disagreement(tmp_path: Path) -> None:
         cwd=REPO.parent, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-4000:]
-    assert re.search(r"\b5 passed", proc.stdout), proc.stdout[
-        -2000:
-    ]  # three cases, errors[fixtures], errors[torch]
+    # three cases, errors[fixtures] and errors[torch]
+    assert re.search(r"\b5 passed", proc.stdout), proc.stdout[-2000:]
 
 
 @needs_torch

@@ -100,12 +100,13 @@ def split(all_units: list[Unit], count: int) -> list[list[Unit]]:
     groups: dict[str, list[Unit]] = {}
     for unit in all_units:
         groups.setdefault(unit.item or unit.id, []).append(unit)
+    costs = {key: sum(u.cost for u in group) for key, group in groups.items()}
     loads = [0.0] * count
     parts: list[list[Unit]] = [[] for _ in range(count)]
-    for _, group in sorted(groups.items(), key=lambda kv: (-sum(u.cost for u in kv[1]), kv[0])):
+    for key in sorted(groups, key=lambda key: (-costs[key], key)):
         k = min(range(count), key=lambda i: (loads[i], i))
-        loads[k] += sum(u.cost for u in group)
-        parts[k] += group
+        loads[k] += costs[key]
+        parts[k] += groups[key]
     order = {u.id: n for n, u in enumerate(all_units)}
     return [sorted(part, key=lambda u: order[u.id]) for part in parts]
 
